@@ -1,0 +1,322 @@
+"""RIFE IFNet, one implementation for every v4 family, configured from a checkpoint's shapes.
+
+Families (block widths, per-frame encoder, what a block returns):
+  legacy  4.0-4.3 (HDv3): PReLU, 8 plain convs + outer residual, ConvTranspose -> 5 ch at half
+          resolution, mask accumulated across blocks, optional contextnet/unet refinement.
+  4.5/4.6: LeakyReLU, ResConv (conv * beta + x), ConvTranspose + PixelShuffle -> 5/6 ch,
+          mask accumulated, no encoder.
+  4.7-4.21: as 4.5 plus a per-frame feature encoder (4, 8 ch) fed to every block; mask replaced.
+  4.22+ (incl. the 5-block 4.25/4.26 family): 13-ch output whose last 8 channels are block
+          features passed to the next block; Head encoder.
+Warping is backward bilinear sampling with border padding and align_corners=True.
+
+Speed choices that keep the maths of the reference: the ResConv beta is folded into the conv
+weights after loading, each frame's encoder features are computed once by the caller and reused
+for every pair and t, and both frames (image + features) are warped in one grid_sample call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class IFNetConfig:
+    family: str
+    widths: tuple[int, ...]
+    in_channels: tuple[int, ...]
+    out_channels: int  # channels a block emits: flow 4 + mask 1 (+ 1 unused | + passthrough features)
+    legacy: bool = False  # 4.0-4.3 block layout
+    encoder: str | None = None  # None | "seq" (nn.Sequential, 4.7-4.12) | "head" (Head, 4.13+)
+    encoder_layers: tuple[tuple[int, int, int, bool], ...] = ()  # (seq index, in, out, transposed)
+    feat_ch: int = 0
+    scale_list: tuple[float, ...] = (8, 4, 2, 1)
+    pad_multiple: int = 32
+    refine: bool = False  # contextnet + unet present (4.0-4.3)
+    clamp_input: bool = False
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def passthrough(self) -> int:
+        return self.out_channels - 5 if self.out_channels > 6 else 0
+
+    @property
+    def accumulate_mask(self) -> bool:
+        return self.encoder is None
+
+    @property
+    def supports_ensemble(self) -> bool:
+        return self.passthrough == 0
+
+
+# ----------------------------------------------------------------------------- warping
+_GRIDS: dict = {}
+
+
+def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """img(x + flow(x)): bilinear, border padding, align_corners=True. flow [B, 2, H, W] in pixels."""
+    b, _, h, w = flow.shape
+    key = (h, w, flow.device, flow.dtype)
+    grid = _GRIDS.get(key)
+    if grid is None:
+        gy, gx = torch.meshgrid(torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=torch.float32),
+                                torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=torch.float32), indexing="ij")
+        grid = torch.stack((gx, gy), dim=-1).to(flow.dtype)[None]
+        if len(_GRIDS) > 16:
+            _GRIDS.clear()
+        _GRIDS[key] = grid
+    norm = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=flow.device, dtype=flow.dtype)
+    g = grid + flow.permute(0, 2, 3, 1) * norm
+    return F.grid_sample(img, g, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
+    if factor == 1:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+# ----------------------------------------------------------------------------- blocks
+class ResConv(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 1, 1)
+        self.beta = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.relu = nn.LeakyReLU(0.2, inplace=True)
+        self.folded = False
+
+    def fold(self) -> None:
+        """Fold beta into the conv: conv(x) * beta == conv'(x) with w' = w * beta, b' = b * beta."""
+        if not self.folded:
+            beta = self.beta.detach().reshape(-1)
+            self.conv.weight.data.mul_(beta.view(-1, 1, 1, 1))
+            self.conv.bias.data.mul_(beta)
+            self.beta.data.fill_(1.0)
+            self.folded = True
+
+    def forward(self, x):
+        y = self.conv(x)
+        if not self.folded:
+            y = y * self.beta
+        return self.relu(y + x)
+
+
+def _conv(cin, cout, stride=1, prelu=False):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.PReLU(cout) if prelu else nn.LeakyReLU(0.2, inplace=True))
+
+
+class IFBlock(nn.Module):
+    def __init__(self, cin: int, c: int, out_channels: int, legacy: bool):
+        super().__init__()
+        self.legacy = legacy
+        self.conv0 = nn.Sequential(_conv(cin, c // 2, 2, legacy), _conv(c // 2, c, 2, legacy))
+        if legacy:
+            self.convblock = nn.Sequential(*[_conv(c, c, 1, True) for _ in range(8)])
+            self.lastconv = nn.ConvTranspose2d(c, out_channels, 4, 2, 1)
+        else:
+            self.convblock = nn.Sequential(*[ResConv(c) for _ in range(8)])
+            self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
+
+    def forward(self, x, flow, scale: float):
+        x = _resize(x, 1.0 / scale)
+        if flow is not None:
+            x = torch.cat((x, _resize(flow, 1.0 / scale) / scale), 1)
+        feat = self.conv0(x)
+        if self.legacy:
+            feat = self.convblock(feat) + feat
+            up = scale * 2
+        else:
+            feat = self.convblock(feat)
+            up = scale
+        tmp = _resize(self.lastconv(feat), up)
+        return tmp[:, :4] * up, tmp[:, 4:5], tmp[:, 5:]
+
+
+class Head(nn.Module):
+    def __init__(self, hidden: int, out: int):
+        super().__init__()
+        self.cnn0 = nn.Conv2d(3, hidden, 3, 2, 1)
+        self.cnn1 = nn.Conv2d(hidden, hidden, 3, 1, 1)
+        self.cnn2 = nn.Conv2d(hidden, hidden, 3, 1, 1)
+        self.cnn3 = nn.ConvTranspose2d(hidden, out, 4, 2, 1)
+        self.relu = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x):
+        x = self.relu(self.cnn0(x))
+        x = self.relu(self.cnn1(x))
+        x = self.relu(self.cnn2(x))
+        return self.cnn3(x)
+
+
+def _seq_encoder(layers) -> nn.Sequential:
+    """nn.Sequential whose conv indices match the checkpoint; gaps between them are LeakyReLUs."""
+    mods: list[nn.Module] = []
+    for idx, cin, cout, transposed in layers:
+        while len(mods) < idx:
+            mods.append(nn.LeakyReLU(0.2, inplace=True))
+        mods.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1) if transposed else nn.Conv2d(cin, cout, 3, 2, 1))
+    return nn.Sequential(*mods)
+
+
+# ----------------------------------------------------------------------------- refinement (4.0-4.3)
+def _prelu_conv(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.PReLU(cout))
+
+
+class _Conv2(nn.Module):
+    def __init__(self, cin, cout, stride=2):
+        super().__init__()
+        self.conv1 = _prelu_conv(cin, cout, stride)
+        self.conv2 = _prelu_conv(cout, cout, 1)
+
+    def forward(self, x):
+        return self.conv2(self.conv1(x))
+
+
+class ContextNet(nn.Module):
+    def __init__(self, c=16):
+        super().__init__()
+        self.conv1, self.conv2 = _Conv2(3, c), _Conv2(c, 2 * c)
+        self.conv3, self.conv4 = _Conv2(2 * c, 4 * c), _Conv2(4 * c, 8 * c)
+
+    def forward(self, x, flow):
+        out = []
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            x = conv(x)
+            flow = _resize(flow, 0.5) * 0.5
+            out.append(warp(x, flow))
+        return out
+
+
+class UNet(nn.Module):
+    def __init__(self, c=16):
+        super().__init__()
+        self.down0, self.down1 = _Conv2(17, 2 * c), _Conv2(4 * c, 4 * c)
+        self.down2, self.down3 = _Conv2(8 * c, 8 * c), _Conv2(16 * c, 16 * c)
+
+        def deconv(cin, cout):
+            return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.PReLU(cout))
+
+        self.up0, self.up1 = deconv(32 * c, 8 * c), deconv(16 * c, 4 * c)
+        self.up2, self.up3 = deconv(8 * c, 2 * c), deconv(4 * c, c)
+        self.conv = nn.Conv2d(c, 3, 3, 1, 1)
+
+    def forward(self, img0, img1, w0, w1, mask, flow, c0, c1):
+        s0 = self.down0(torch.cat((img0, img1, w0, w1, mask, flow), 1))
+        s1 = self.down1(torch.cat((s0, c0[0], c1[0]), 1))
+        s2 = self.down2(torch.cat((s1, c0[1], c1[1]), 1))
+        s3 = self.down3(torch.cat((s2, c0[2], c1[2]), 1))
+        x = self.up0(torch.cat((s3, c0[3], c1[3]), 1))
+        x = self.up1(torch.cat((x, s2), 1))
+        x = self.up2(torch.cat((x, s1), 1))
+        x = self.up3(torch.cat((x, s0), 1))
+        return torch.sigmoid(self.conv(x))
+
+
+# ----------------------------------------------------------------------------- network
+class IFNet(nn.Module):
+    def __init__(self, cfg: IFNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        for i, (cin, c) in enumerate(zip(cfg.in_channels, cfg.widths)):
+            self.add_module(f"block{i}", IFBlock(cin, c, cfg.out_channels, cfg.legacy))
+        if cfg.encoder == "head":
+            (_, _, hidden, _), *_ = cfg.encoder_layers
+            self.encode = Head(hidden, cfg.feat_ch)
+        elif cfg.encoder == "seq":
+            self.encode = _seq_encoder(cfg.encoder_layers)
+        if cfg.refine:
+            self.contextnet = ContextNet()
+            self.unet = UNet()
+
+    @property
+    def blocks(self):
+        return [getattr(self, f"block{i}") for i in range(len(self.cfg.widths))]
+
+    def fold(self) -> "IFNet":
+        for m in self.modules():
+            if isinstance(m, ResConv):
+                m.fold()
+        return self
+
+    def features(self, img: torch.Tensor) -> torch.Tensor | None:
+        """Per-frame encoder features (None for families without an encoder). Cache these."""
+        if self.cfg.encoder is None:
+            return None
+        return self.encode(img.clamp(0, 1) if self.cfg.clamp_input else img)
+
+    def forward(self, img0, img1, t, f0=None, f1=None, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
+        """img0/img1 [B, 3, H, W] padded to pad_multiple; t [B] or float; f0/f1 from features()."""
+        cfg = self.cfg
+        if cfg.clamp_input:
+            img0, img1 = img0.clamp(0, 1), img1.clamp(0, 1)
+        if cfg.encoder is not None and f0 is None:
+            f0, f1 = self.features(img0), self.features(img1)
+        if ensemble and not cfg.supports_ensemble:
+            raise ValueError(f"RIFE {cfg.family} does not support ensemble")
+        b, _, h, w = img0.shape
+        if not torch.is_tensor(t):
+            t = torch.full((b,), float(t))
+        tp = t.to(img0.device, img0.dtype).view(-1, 1, 1, 1).expand(b, 1, h, w)
+        scales = [s / scale for s in cfg.scale_list]
+        out, need_rescale = self._run(img0, img1, f0, f1, tp, scales, ensemble, refine)
+        if need_rescale is not None and bool(need_rescale.any()):
+            # 4.0-4.3: a pair whose second-block flow exceeds 32 px on both sides is redone at
+            # doubled scales (per sample here, so batching never changes a result).
+            idx = need_rescale.nonzero().flatten()
+            sub = (lambda x: None if x is None else x[idx])
+            redo, _ = self._run(img0[idx], img1[idx], sub(f0), sub(f1), tp[idx], [s * 2 for s in scales],
+                                ensemble, refine, check=False)
+            out = out.index_copy(0, idx, redo)
+        return out
+
+    def _block(self, blk, x, flow, s, ensemble, swap_x):
+        fd, m, feat = blk(x, flow, s)
+        if ensemble:
+            flow_sw = None if flow is None else torch.cat((flow[:, 2:4], flow[:, :2]), 1)
+            fd2, m2, _ = blk(swap_x, flow_sw, s)
+            fd = (fd + torch.cat((fd2[:, 2:4], fd2[:, :2]), 1)) / 2
+            m = (m - m2) / 2
+        return fd, m, feat
+
+    def _run(self, img0, img1, f0, f1, tp, scales, ensemble, refine, check=True):
+        cfg = self.cfg
+        feats = cfg.encoder is not None
+        flow = mask = feat = None
+        w0, w1 = img0, img1
+        need_rescale = None
+        blocks = self.blocks
+        for i, blk in enumerate(blocks):
+            if flow is None:
+                parts = [img0, img1] + ([f0, f1] if feats else []) + [tp]
+                swap = [img1, img0] + ([f1, f0] if feats else []) + [1 - tp] if ensemble else None
+                flow, mask, feat = self._block(blk, torch.cat(parts, 1), None, scales[i], ensemble,
+                                               torch.cat(swap, 1) if ensemble else None)
+            else:
+                parts = [w0, w1] + ([wf0, wf1] if feats else []) + [tp, mask] + ([feat] if cfg.passthrough else [])
+                swap = ([w1, w0] + ([wf1, wf0] if feats else []) + [1 - tp, -mask]) if ensemble else None
+                fd, m, feat = self._block(blk, torch.cat(parts, 1), flow, scales[i], ensemble,
+                                          torch.cat(swap, 1) if ensemble else None)
+                if check and cfg.legacy and i == 1:
+                    need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
+                flow = flow + fd
+                mask = mask + m if cfg.accumulate_mask else m
+            last = i == len(blocks) - 1
+            src = torch.cat((img0, img1), 0) if (last or not feats) else torch.cat(
+                (torch.cat((img0, f0), 1), torch.cat((img1, f1), 1)), 0)
+            warped = warp(src, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
+            wa, wb = warped.chunk(2, 0)
+            w0, w1 = wa[:, :3], wb[:, :3]
+            if feats and not last:
+                wf0, wf1 = wa[:, 3:], wb[:, 3:]
+        m = torch.sigmoid(mask)
+        out = w0 * m + w1 * (1 - m)
+        if refine and cfg.refine:
+            c0 = self.contextnet(img0, flow[:, :2])
+            c1 = self.contextnet(img1, flow[:, 2:4])
+            res = self.unet(img0, img1, w0, w1, mask, flow, c0, c1)[:, :3] * 2 - 1  # raw mask, as trained
+            out = torch.clamp(out + res, 0, 1)
+        return out, need_rescale

@@ -1,0 +1,183 @@
+"""The runner: fills a preallocated output, in output order, batch by batch.
+
+Output frame n is either a source frame (copied bit-exactly) or a task (pair i0, i0 + 1 at t).
+Consecutive tasks are grouped into batches of `batch_size` (pairs and timesteps mixed), each
+source frame is prepared once (uploaded, padded, encoder features computed) and kept only while a
+later task still needs it. Between batches the runner reports progress (frames written, total)
+and checks for cancellation.
+
+A failing batch raises BatchFailed(at=n) with the first output index not yet written: every
+frame before it is final, so a caller (the recovery ladder) can resume from there with other
+settings, never from frame 0.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import Cancelled, InputError
+from .methods import Method
+from .schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a recovery rung may change."""
+
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    batch_size: int = 4
+    flow_scale: float = 1.0  # RIFE flow resolution (0.25 .. 4); lower = less memory, coarser flow
+    res_scale: float = 1.0  # process frames at this fraction of their size; output is resized back
+    ensemble: bool = False
+
+    def but(self, **kw) -> "Settings":
+        return replace(self, **kw)
+
+    def as_dict(self) -> dict:
+        return dict(device=str(self.device), dtype=str(self.dtype).replace("torch.", ""), batch_size=self.batch_size,
+                    flow_scale=self.flow_scale, res_scale=self.res_scale, ensemble=self.ensemble)
+
+
+class BatchFailed(Exception):
+    """A batch raised; outputs [start, at) are written, `at` is where to resume."""
+
+    def __init__(self, at: int, cause: BaseException, settings: Settings):
+        super().__init__(f"batch starting at output frame {at} failed: {type(cause).__name__}: {cause}")
+        self.at = at
+        self.cause = cause
+        self.settings = settings
+
+
+def validate_frames(frames: torch.Tensor) -> None:
+    if not torch.is_tensor(frames):
+        raise InputError(f"frames must be a tensor [N, H, W, 3], got {type(frames).__name__}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InputError(f"frames must be an IMAGE batch [N, H, W, 3], got shape {tuple(frames.shape)}")
+    if frames.shape[0] < 1 or frames.shape[1] < 2 or frames.shape[2] < 2:
+        raise InputError(f"need at least one frame of 2x2 pixels or more, got shape {tuple(frames.shape)}")
+    if not frames.is_floating_point():
+        raise InputError(f"frames must be float in [0, 1] (ComfyUI IMAGE), got {frames.dtype}")
+
+
+def allocate_output(n_out: int, height: int, width: int, pin: bool = False) -> torch.Tensor:
+    out = torch.empty((n_out, height, width, 3), dtype=torch.float32)
+    return out.pin_memory() if pin else out
+
+
+def _to_bchw(frame_hwc: torch.Tensor) -> torch.Tensor:
+    return frame_hwc.permute(2, 0, 1).unsqueeze(0)
+
+
+class Runner:
+    def __init__(self, method: Method, settings: Settings, *, progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool | None] | None = None, before_batch: Callable | None = None):
+        self.method = method
+        self.settings = settings
+        self.progress = progress
+        self.cancel = cancel
+        self.before_batch = before_batch  # hook(first_n, settings): fault injection, adaptive tuning
+        self.method.to(settings.device, settings.dtype)
+
+    # -- per-frame preparation ------------------------------------------------------------
+    def _geometry(self, h: int, w: int):
+        s = self.settings
+        ph, pw = (h, w) if s.res_scale == 1 else (max(8, round(h * s.res_scale)), max(8, round(w * s.res_scale)))
+        mult = self.method.pad_multiple(s.flow_scale)
+        return ph, pw, math.ceil(ph / mult) * mult, math.ceil(pw / mult) * mult
+
+    def _prepare(self, frame_hwc: torch.Tensor, geo):
+        ph, pw, fh, fw = geo
+        x = _to_bchw(frame_hwc).to(self.settings.device, torch.float32).clamp(0, 1)
+        if (ph, pw) != tuple(x.shape[-2:]):
+            x = F.interpolate(x, size=(ph, pw), mode="area")
+        if (fh, fw) != (ph, pw):
+            x = F.pad(x, (0, fw - pw, 0, fh - ph))
+        return self.method.prepare(x)
+
+    def _finish(self, y: torch.Tensor, geo, h: int, w: int) -> torch.Tensor:
+        ph, pw, _, _ = geo
+        y = y[:, :, :ph, :pw].float()
+        if (ph, pw) != (h, w):
+            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        return y.clamp_(0, 1).permute(0, 2, 3, 1).to("cpu")
+
+    # -- main loop --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def run(self, frames, schedule: Schedule, out, start: int = 0, stop: int | None = None) -> int:
+        """Write outputs [start, stop) of `schedule` into `out`; returns stop.
+
+        `frames[i]` gives source frame i as [H, W, 3] float (a tensor, or a window for streaming);
+        `out[n] = frame` stores output n (a preallocated tensor, or a streaming sink).
+        """
+        stop = schedule.n_out if stop is None else stop
+        first = frames[0] if start == 0 else frames[schedule.entry(start).i0]
+        h, w = int(first.shape[0]), int(first.shape[1])
+        geo = self._geometry(h, w)
+        bs = max(1, int(self.settings.batch_size))
+        cache: dict[int, object] = {}
+        n = start
+        try:
+            while n < stop:
+                self._check_cancel()
+                # copy source frames up to the next task
+                e = schedule.entry(n)
+                while e.is_source:
+                    out[n] = frames[e.i0]
+                    n += 1
+                    if n >= stop:
+                        break
+                    e = schedule.entry(n)
+                if n >= stop:
+                    break
+                batch = []
+                m = n
+                while m < stop and len(batch) < bs:
+                    em = schedule.entry(m)
+                    if not em.is_source:
+                        batch.append(em)
+                    elif batch:
+                        break  # keep batches contiguous so `at` is exact
+                    m += 1
+                if self.before_batch is not None:
+                    self.before_batch(n, self.settings)
+                lo = batch[0].i0
+                for k in [k for k in cache if k < lo]:
+                    del cache[k]
+                for e2 in batch:
+                    for i in (e2.i0, e2.i1):
+                        if i not in cache:
+                            cache[i] = self._prepare(frames[i], geo)
+                t = torch.tensor([float(e2.t) for e2 in batch], dtype=torch.float32)
+                y = self.method.interpolate([cache[e2.i0] for e2 in batch], [cache[e2.i1] for e2 in batch], t,
+                                            scale=self.settings.flow_scale, ensemble=self.settings.ensemble)
+                y = self._finish(y, geo, h, w)
+                for k, e2 in enumerate(batch):
+                    out[e2.n] = y[k]
+                n = batch[-1].n + 1
+                if self.progress is not None:
+                    self.progress(n, schedule.n_out)
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the ladder classifies it
+            if type(exc).__name__ == "InterruptProcessingException":
+                raise
+            raise BatchFailed(n, exc, self.settings) from exc
+        finally:
+            cache.clear()
+        if self.progress is not None:
+            self.progress(stop, schedule.n_out)
+        return stop
+
+    def _check_cancel(self):
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("interpolation cancelled")

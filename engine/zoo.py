@@ -1,0 +1,202 @@
+"""Model zoo: read RIFE checkpoints safely, detect the family from tensor shapes, build the net.
+
+Accepted formats: raw training `.pkl`/`.pth` state dicts (with or without the DataParallel
+`module.` prefix; teacher `block_tea`/`teacher.` and `caltime.` keys dropped), the stripped
+`.pth` files other ComfyUI packs ship, and safetensors in ComfyUI core's naming (`blocks.N.`).
+Nothing is ever unpickled as code: safetensors, or torch.load(weights_only=True).
+The file name is never used to decide the architecture.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import InputError
+from .ifnet import IFNet, IFNetConfig
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pkl", ".pt", ".ckpt", ".bin")
+_DROP_PREFIXES = ("teacher.", "block_tea.", "caltime.")
+
+
+class CheckpointError(InputError):
+    """A weights file that cannot be used: unsafe, corrupt, or not a supported RIFE family."""
+
+
+# ----------------------------------------------------------------------------- reading
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"model file {path} is empty (0 bytes); download it again")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            sd = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt: {e}); "
+                                  "download it again") from None
+    else:
+        sd = _torch_load_safe(path)
+    return _find_tensor_dict(sd, path)
+
+
+def _torch_load_safe(path: Path):
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg and not re.search(r"truncat|EOF|Ran out of input", msg):
+            raise CheckpointError(
+                f"{path.name} needs arbitrary code to be unpickled, which Video Engine refuses for safety "
+                "(torch.load weights_only=True rejected it). Use a plain state-dict checkpoint or convert it to "
+                ".safetensors in an environment you trust.") from None
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({msg.splitlines()[0][:160]}); download it again") from None
+    except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({first}); download it again") from None
+
+
+def _find_tensor_dict(obj, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside what was loaded (some files nest it under 'state_dict' / 'model')."""
+    for _ in range(3):
+        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        if isinstance(obj, dict):
+            nested = [v for k, v in obj.items() if k in ("state_dict", "model", "params", "flownet") and isinstance(v, dict)]
+            if len(nested) == 1:
+                obj = nested[0]
+                continue
+            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+            if tensors:
+                return tensors
+        break
+    raise CheckpointError(f"{path.name} holds no tensor state dict (found {type(obj).__name__}); "
+                          "expected a RIFE flownet state dict")
+
+
+def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip `module.`/`flownet.` prefixes, map `blocks.N.` to `blockN.`, drop teacher/caltime keys."""
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "flownet."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        if k.startswith(_DROP_PREFIXES):
+            continue
+        k = re.sub(r"^blocks\.(\d+)\.", r"block\1.", k)
+        out[k] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- detection
+def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
+    """Family and sizes from the (normalized) state dict's shapes."""
+    n = 0
+    while f"block{n}.conv0.0.0.weight" in sd:
+        n += 1
+    if n not in (4, 5):
+        blocks = sorted({m.group(0) for k in sd for m in [re.match(r"block\d+", k)] if m})
+        raise CheckpointError(
+            "not a supported RIFE IFNet state dict: expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
+            f"with keys like 'block0.conv0.0.0.weight'; found {n} such blocks ({blocks[:6] or 'none'}) "
+            f"among {len(sd)} keys, e.g. {sorted(sd)[:4]}")
+    widths = tuple(int(sd[f"block{i}.conv0.1.0.weight"].shape[0]) for i in range(n))
+    cins = tuple(int(sd[f"block{i}.conv0.0.0.weight"].shape[1]) for i in range(n))
+    legacy = "block0.lastconv.weight" in sd
+    if legacy:
+        out_ch = int(sd["block0.lastconv.weight"].shape[1])
+        if "block0.conv0.0.1.weight" not in sd:
+            raise CheckpointError("RIFE 4.0-style blocks without PReLU weights (block0.conv0.0.1.weight) are not supported")
+    elif "block0.lastconv.0.weight" in sd:
+        out_ch = int(sd["block0.lastconv.0.weight"].shape[1]) // 4
+    else:
+        raise CheckpointError("RIFE block without a 'lastconv' layer: expected block0.lastconv.weight (v4.0-4.3) "
+                              "or block0.lastconv.0.weight (v4.5+)")
+    encoder, layers, feat = None, (), 0
+    if "encode.cnn0.weight" in sd:
+        encoder = "head"
+        hidden = int(sd["encode.cnn0.weight"].shape[0])
+        feat = int(sd["encode.cnn3.weight"].shape[1])
+        layers = ((0, 3, hidden, False), (1, hidden, hidden, False), (2, hidden, hidden, False), (3, hidden, feat, True))
+    else:
+        idx = sorted(int(m.group(1)) for k in sd for m in [re.fullmatch(r"encode\.(\d+)\.weight", k)] if m)
+        if idx:
+            encoder = "seq"
+            ls = []
+            for i in idx:
+                w = sd[f"encode.{i}.weight"]
+                transposed = w.shape[-1] == 4
+                cin, cout = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
+                ls.append((i, int(cin), int(cout), transposed))
+            layers, feat = tuple(ls), ls[-1][2]
+    passthrough = out_ch - 5 if out_ch > 6 else 0
+    want0 = 7 + 2 * feat
+    want = 12 + 2 * feat + passthrough
+    if cins[0] != want0 or any(c != want for c in cins[1:]):
+        raise CheckpointError(
+            f"RIFE block input channels do not match any known family: found {list(cins)}, expected "
+            f"[{want0}, {want}, ...] for {n} blocks with {feat}-channel frame features and a {out_ch}-channel block output")
+    if n == 5:
+        lite = widths[-1] < 32
+        scale_list, pad = ((32, 16, 8, 4, 1), 128) if lite else ((16, 8, 4, 2, 1), 64)
+        name = "4.25 lite" if lite else ("4.26 heavy" if feat > 4 else ("4.25 heavy" if widths[0] > 192 else "4.25/4.26"))
+    else:
+        scale_list, pad = (8, 4, 2, 1), 32
+        if legacy:
+            name = "4.0-4.3 (HDv3)"
+        elif encoder is None:
+            name = "4.5" if out_ch == 5 else "4.6"
+        elif encoder == "seq":
+            name = "4.7-4.9" if feat == 4 else "4.10-4.12"
+        elif passthrough:
+            name = "4.22" if widths[0] > 192 else "4.22 lite"
+        else:
+            name = "4.13-4.21" + (" lite" if widths[0] < 192 else "")
+    return IFNetConfig(family=name, widths=widths, in_channels=cins, out_channels=out_ch, legacy=legacy,
+                       encoder=encoder, encoder_layers=layers, feat_ch=feat, scale_list=scale_list,
+                       pad_multiple=pad, refine="contextnet.conv1.conv1.0.weight" in sd, clamp_input=n == 5)
+
+
+def build_ifnet(sd: dict[str, torch.Tensor]) -> IFNet:
+    sd = normalize_keys(sd)
+    cfg = detect_config(sd)
+    net = IFNet(cfg)
+    own = net.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"RIFE {cfg.family} checkpoint does not match the architecture its shapes imply: "
+                              f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                              f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    bad = [k for k in own if own[k].shape != sd[k].shape]
+    if bad:
+        k = bad[0]
+        raise CheckpointError(f"RIFE {cfg.family}: tensor {k} has shape {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}")
+    net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    return net.eval().requires_grad_(False)
+
+
+def load_ifnet(path: str | os.PathLike) -> IFNet:
+    net = build_ifnet(read_state_dict(path))
+    log.info("loaded RIFE %s from %s (%d blocks, widths %s)", net.cfg.family, Path(path).name,
+             len(net.cfg.widths), net.cfg.widths)
+    return net
+
+
+def list_weight_files(*folders) -> list[Path]:
+    """Weight files (by suffix) directly inside the given folders, sorted by name, missing folders skipped."""
+    found = []
+    for folder in folders:
+        if folder and Path(folder).is_dir():
+            found += [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
+    return found

