@@ -120,11 +120,20 @@ class IFBlock(nn.Module):
             self.convblock = nn.Sequential(*[ResConv(c) for _ in range(8)])
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
 
-    def forward(self, x, flow, scale: float):
-        x = _resize(x, 1.0 / scale)
+    def forward(self, parts, flow, scale: float):
+        """parts: full-resolution tensors, t as [B, 1, 1, 1]; each is downscaled before the concat
+        (bilinear resizing is per channel, so this equals resizing the concatenation)."""
+        b = parts[0].shape[0]
+        xs = []
+        for p in parts:
+            if p.shape[-1] == 1:  # the timestep: a constant plane, made at the low resolution
+                ref = xs[0] if xs else _resize(parts[0][:, :1], 1.0 / scale)
+                xs.append(p.expand(b, 1, *ref.shape[-2:]))
+            else:
+                xs.append(_resize(p, 1.0 / scale))
         if flow is not None:
-            x = torch.cat((x, _resize(flow, 1.0 / scale) / scale), 1)
-        feat = self.conv0(x)
+            xs.append(_resize(flow, 1.0 / scale) / scale)
+        feat = self.conv0(torch.cat(xs, 1))
         if self.legacy:
             feat = self.convblock(feat) + feat
             up = scale * 2
@@ -236,85 +245,105 @@ class IFNet(nn.Module):
     def blocks(self):
         return [getattr(self, f"block{i}") for i in range(len(self.cfg.widths))]
 
-    def fold(self) -> "IFNet":
+    def pack(self) -> "IFNet":
+        """Prepare loaded weights for inference: fold ResConv betas, and reorder each block's first
+        conv input channels so a frame's image and features travel as one packed tensor
+        ([img, feat] per frame) and block inputs can be concatenated after downscaling.
+        Call once after load_state_dict; the maths is unchanged."""
+        if getattr(self, "packed", False):
+            return self
         for m in self.modules():
             if isinstance(m, ResConv):
                 m.fold()
+        fc, pt = self.cfg.feat_ch, self.cfg.passthrough
+        # checkpoint order -> packed order
+        first = [*range(0, 3), *range(6, 6 + fc), *range(3, 6), *range(6 + fc, 6 + 2 * fc), 6 + 2 * fc]
+        n = 6 + 2 * fc
+        later = [*range(0, 3), *range(6, 6 + fc), *range(3, 6), *range(6 + fc, n), *range(n, n + 2 + pt + 4)]
+        for i, blk in enumerate(self.blocks):
+            conv = blk.conv0[0][0]
+            perm = first if i == 0 else later
+            assert len(perm) == conv.weight.shape[1], (len(perm), conv.weight.shape)
+            conv.weight.data = conv.weight.data[:, perm].contiguous()
+        self.packed = True
         return self
 
     def features(self, img: torch.Tensor) -> torch.Tensor | None:
-        """Per-frame encoder features (None for families without an encoder). Cache these."""
+        """Per-frame encoder features (None for families without an encoder)."""
         if self.cfg.encoder is None:
             return None
         return self.encode(img.clamp(0, 1) if self.cfg.clamp_input else img)
 
-    def forward(self, img0, img1, t, f0=None, f1=None, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
-        """img0/img1 [B, 3, H, W] padded to pad_multiple; t [B] or float; f0/f1 from features()."""
+    def pack_frame(self, img: torch.Tensor) -> torch.Tensor:
+        """[img, features] of one or more frames: what the runner caches per source frame."""
+        if self.cfg.clamp_input:
+            img = img.clamp(0, 1)
+        f = self.features(img)
+        return img if f is None else torch.cat((img, f), 1)
+
+    def forward(self, img0, img1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
+        """img0/img1 [B, 3, H, W] padded to pad_multiple, t [B] or float -> [B, 3, H, W]."""
+        return self.forward_packed(self.pack_frame(img0), self.pack_frame(img1), t, scale, ensemble, refine)
+
+    def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
+        """x0/x1 from pack_frame(); t [B] or float."""
+        self.pack()
         cfg = self.cfg
-        if cfg.clamp_input:
-            img0, img1 = img0.clamp(0, 1), img1.clamp(0, 1)
-        if cfg.encoder is not None and f0 is None:
-            f0, f1 = self.features(img0), self.features(img1)
         if ensemble and not cfg.supports_ensemble:
             raise ValueError(f"RIFE {cfg.family} does not support ensemble")
-        b, _, h, w = img0.shape
+        b = x0.shape[0]
         if not torch.is_tensor(t):
             t = torch.full((b,), float(t))
-        tp = t.to(img0.device, img0.dtype).view(-1, 1, 1, 1).expand(b, 1, h, w)
+        t = t.to(x0.device, x0.dtype).view(-1, 1, 1, 1)
         scales = [s / scale for s in cfg.scale_list]
-        out, need_rescale = self._run(img0, img1, f0, f1, tp, scales, ensemble, refine)
+        out, need_rescale = self._run(x0, x1, t, scales, ensemble, refine)
         if need_rescale is not None and bool(need_rescale.any()):
             # 4.0-4.3: a pair whose second-block flow exceeds 32 px on both sides is redone at
             # doubled scales (per sample here, so batching never changes a result).
             idx = need_rescale.nonzero().flatten()
-            sub = (lambda x: None if x is None else x[idx])
-            redo, _ = self._run(img0[idx], img1[idx], sub(f0), sub(f1), tp[idx], [s * 2 for s in scales],
-                                ensemble, refine, check=False)
+            redo, _ = self._run(x0[idx], x1[idx], t[idx], [s * 2 for s in scales], ensemble, refine, check=False)
             out = out.index_copy(0, idx, redo)
         return out
 
-    def _block(self, blk, x, flow, s, ensemble, swap_x):
-        fd, m, feat = blk(x, flow, s)
+    @staticmethod
+    def _block(blk, parts, flow, s, ensemble, swap_parts):
+        fd, m, feat = blk(parts, flow, s)
         if ensemble:
             flow_sw = None if flow is None else torch.cat((flow[:, 2:4], flow[:, :2]), 1)
-            fd2, m2, _ = blk(swap_x, flow_sw, s)
+            fd2, m2, _ = blk(swap_parts, flow_sw, s)
             fd = (fd + torch.cat((fd2[:, 2:4], fd2[:, :2]), 1)) / 2
             m = (m - m2) / 2
         return fd, m, feat
 
-    def _run(self, img0, img1, f0, f1, tp, scales, ensemble, refine, check=True):
+    def _run(self, x0, x1, t, scales, ensemble, refine, check=True):
         cfg = self.cfg
-        feats = cfg.encoder is not None
+        b = x0.shape[0]
+        x01 = torch.cat((x0, x1), 0)  # both frames stacked: one grid_sample warps both sides
         flow = mask = feat = None
-        w0, w1 = img0, img1
+        w0, w1 = x0, x1  # warped packed frames ([img, feat]); unwarped before the first block
         need_rescale = None
         blocks = self.blocks
         for i, blk in enumerate(blocks):
             if flow is None:
-                parts = [img0, img1] + ([f0, f1] if feats else []) + [tp]
-                swap = [img1, img0] + ([f1, f0] if feats else []) + [1 - tp] if ensemble else None
-                flow, mask, feat = self._block(blk, torch.cat(parts, 1), None, scales[i], ensemble,
-                                               torch.cat(swap, 1) if ensemble else None)
+                parts = [x0, x1, t]
+                swap = [x1, x0, 1 - t] if ensemble else None
+                flow, mask, feat = self._block(blk, parts, None, scales[i], ensemble, swap)
             else:
-                parts = [w0, w1] + ([wf0, wf1] if feats else []) + [tp, mask] + ([feat] if cfg.passthrough else [])
-                swap = ([w1, w0] + ([wf1, wf0] if feats else []) + [1 - tp, -mask]) if ensemble else None
-                fd, m, feat = self._block(blk, torch.cat(parts, 1), flow, scales[i], ensemble,
-                                          torch.cat(swap, 1) if ensemble else None)
+                parts = [w0, w1, t, mask] + ([feat] if cfg.passthrough else [])
+                swap = [w1, w0, 1 - t, -mask] if ensemble else None
+                fd, m, feat = self._block(blk, parts, flow, scales[i], ensemble, swap)
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
                 flow = flow + fd
                 mask = mask + m if cfg.accumulate_mask else m
             last = i == len(blocks) - 1
-            src = torch.cat((img0, img1), 0) if (last or not feats) else torch.cat(
-                (torch.cat((img0, f0), 1), torch.cat((img1, f1), 1)), 0)
-            warped = warp(src, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
-            wa, wb = warped.chunk(2, 0)
-            w0, w1 = wa[:, :3], wb[:, :3]
-            if feats and not last:
-                wf0, wf1 = wa[:, 3:], wb[:, 3:]
+            warped = warp(x01[:, :3] if last else x01, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
+            w0, w1 = warped[:b], warped[b:]
         m = torch.sigmoid(mask)
+        w0, w1 = w0[:, :3], w1[:, :3]
         out = w0 * m + w1 * (1 - m)
         if refine and cfg.refine:
+            img0, img1 = x0[:, :3], x1[:, :3]
             c0 = self.contextnet(img0, flow[:, :2])
             c1 = self.contextnet(img1, flow[:, 2:4])
             res = self.unet(img0, img1, w0, w1, mask, flow, c0, c1)[:, :3] * 2 - 1  # raw mask, as trained

@@ -60,7 +60,7 @@ class RifeMethod(Method):
     supports_scale = True
 
     def __init__(self, net, name: str):
-        self.net = net.fold()
+        self.net = net.pack()
         self.name = name
         self.cfg = net.cfg
         self.supports_ensemble = net.cfg.supports_ensemble
@@ -74,26 +74,17 @@ class RifeMethod(Method):
         device = torch.device(device)
         if device != self.device or dtype != self.dtype:
             self.net.to(device=device, dtype=dtype)
-            if device.type == "cpu":
-                self.net.to(memory_format=torch.channels_last)
             self.device, self.dtype = device, dtype
         return self
 
     def prepare(self, img):
-        img = img.to(self.device, self.dtype)
-        if self.device.type == "cpu":
-            img = img.contiguous(memory_format=torch.channels_last)
-        return img, self.net.features(img)
+        return self.net.pack_frame(img.to(self.device, self.dtype))
 
     def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
-        img0 = torch.cat([s[0] for s in s0])
-        img1 = torch.cat([s[0] for s in s1])
-        f0 = f1 = None
-        if self.cfg.encoder is not None:
-            f0 = torch.cat([s[1] for s in s0])
-            f1 = torch.cat([s[1] for s in s1])
-        return self.net(img0, img1, t.to(self.device, self.dtype), f0, f1, scale=scale,
-                        ensemble=ensemble and self.supports_ensemble, refine=self.refine)
+        x0 = s0[0] if len(s0) == 1 else torch.cat(s0)
+        x1 = s1[0] if len(s1) == 1 else torch.cat(s1)
+        return self.net.forward_packed(x0, x1, t.to(self.device, self.dtype), scale=scale,
+                                       ensemble=ensemble and self.supports_ensemble, refine=self.refine)
 
     def describe(self) -> str:
         return f"RIFE {self.cfg.family} ({self.name})"
