@@ -166,7 +166,8 @@ def _seq_encoder(layers) -> nn.Sequential:
     for idx, cin, cout, transposed in layers:
         while len(mods) < idx:
             mods.append(nn.LeakyReLU(0.2, inplace=True))
-        mods.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1) if transposed else nn.Conv2d(cin, cout, 3, 2, 1))
+        stride = 2 if not mods else 1  # only the first conv downsamples; the transposed conv restores
+        mods.append(nn.ConvTranspose2d(cin, cout, 4, 2, 1) if transposed else nn.Conv2d(cin, cout, 3, stride, 1))
     return nn.Sequential(*mods)
 
 

