@@ -87,7 +87,7 @@ def test_every_family_in_every_format(c, fmt, tmp_path):
 @pytest.mark.parametrize("c", FAMILIES, ids=IDS)
 def test_random_net_runs_and_batching_is_invariant(c):
     torch.manual_seed(1)
-    net = IFNet(c).eval()
+    net = build_ifnet(IFNet(c).state_dict())  # the config detection gives (scale list, padding)
     for p in net.parameters():  # keep activations tame
         p.data.mul_(0.2)
     method = RifeMethod(net, "synthetic").to("cpu", torch.float32)
@@ -107,9 +107,9 @@ def test_random_net_runs_and_batching_is_invariant(c):
 
 
 def test_pad_rule_follows_flow_scale():
-    method = RifeMethod(IFNet(FAMILIES[10]), "x")  # 5-block: multiple 64
+    method = RifeMethod(build_ifnet(IFNet(FAMILIES[10]).state_dict()), "x")  # 5-block: multiple 64
     assert [method.pad_multiple(s) for s in (0.25, 0.5, 1, 2, 4)] == [256, 128, 64, 64, 64]
-    method = RifeMethod(IFNet(FAMILIES[2]), "x")  # 4-block: multiple 32
+    method = RifeMethod(build_ifnet(IFNet(FAMILIES[2]).state_dict()), "x")  # 4-block: multiple 32
     assert [method.pad_multiple(s) for s in (0.25, 0.5, 1, 2)] == [128, 64, 32, 32]
 
 
