@@ -27,8 +27,8 @@ import logging
 import math
 import numbers
 import os
-import tempfile
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -303,7 +303,7 @@ def _info_from(p: Path, container, stream, count_frames: bool) -> VideoInfo:
             n = sum(1 for pkt in container.demux(stream) if pkt.size > 0)
         except _FFMPEG_ERRORS as exc:
             raise VideoIOError(f"Cannot count the frames of '{p}': reading failed ({exc}). The file is probably corrupt.") from exc
-        info = VideoInfo(**{**info.__dict__, "frame_count": n, "frame_count_exact": True})
+        info = replace(info, frame_count=n, frame_count_exact=True)
     return info
 
 
@@ -355,6 +355,8 @@ class VideoReader:
         self.errors = errors
         self.frames_read = 0
         self.decode_errors = 0
+        #: Display rotation (degrees) found on the first decoded frame; frames are not rotated.
+        self.rotation = 0
         self._reformatter = VideoReformatter()
         self._iter: Iterator[np.ndarray] | None = None
         self._closed = False
@@ -431,6 +433,8 @@ class VideoReader:
                     logger.warning("%s: skipping damaged data after frame %d (%s)", self.path, self.frames_read, exc)
                     continue
                 for frame in frames:
+                    if self.frames_read == 0:
+                        self._check_rotation(frame)
                     arr = self._to_rgb(frame)
                     self.frames_read += 1
                     yield arr
@@ -441,6 +445,17 @@ class VideoReader:
                 f"Reading '{self.path}' failed after {self.frames_read} frames ({exc}). The file is probably "
                 "truncated or corrupt; re-encode or re-download it."
             ) from exc
+
+    def _check_rotation(self, frame) -> None:
+        try:
+            self.rotation = int(frame.rotation or 0)
+        except Exception:
+            self.rotation = 0
+        if self.rotation:
+            logger.warning(
+                "%s carries a %d degree display rotation; frames are returned as stored (not rotated) "
+                "and the output will not carry the rotation", self.path, self.rotation,
+            )
 
     def _to_rgb(self, frame) -> np.ndarray:
         src_cs = None
@@ -496,7 +511,8 @@ class _AudioCarry:
                 codec = "aac" if mode in ("auto", "transcode") else mode
                 self._setup_transcode(codec)
             self._packets = self._in.demux(self._in_stream)
-            self._pending = None  # packet or frames held back for later
+            self._pending = None  # packet or frame held back for a later pump()
+            self._decoded: list = []
             self._next_pts = None
             self.muxed_until = 0.0
         except BaseException:
@@ -664,7 +680,7 @@ class _AudioCarry:
             self.muxed_until = max(self.muxed_until, end)
 
     def _next_decoded(self):
-        buffered = getattr(self, "_decoded", None)
+        buffered = self._decoded
         while not buffered:
             pkt = next(self._packets, None)
             if pkt is None:
@@ -799,18 +815,18 @@ class VideoWriter:
             opts = {}
             if bit_rate:
                 cc.bit_rate = int(bit_rate)
-            elif self.codec == "libx264":
+            elif self.codec in ("libx264", "libx265"):
                 opts["crf"] = str(DEFAULT_CRF if crf is None else int(crf))
             elif self.codec == "mpeg4":
-                # -q:v 2..3 equivalent: fixed quantiser, good quality.
-                q = 3 if crf is None else max(1, min(31, int(round(int(crf) / 6))))
-                opts.update({"flags": "+qscale", "global_quality": str(q * 118)})
+                # Fixed quantiser like `ffmpeg -q:v 3` (crf 18 -> q 3); qmin/qmax pin it, since
+                # PyAV cannot set the per-frame quality that -q:v relies on.
+                q = max(2, min(31, round((DEFAULT_CRF if crf is None else int(crf)) / 6)))
+                opts.update({"flags": "+qscale", "global_quality": str(q * 118), "qmin": str(q), "qmax": str(q)})
             else:
                 cc.bit_rate = _default_bit_rate(self.out_width, self.out_height, fps_enc)
-            if self.codec == "libx264":
+            if self.codec in ("libx264", "libx265"):
                 opts["preset"] = preset or DEFAULT_PRESET
-            if opts:
-                stream.options = opts
+            cc.options.update(opts)
             self._stream = stream
             self._reformatter = VideoReformatter()
 
@@ -976,11 +992,20 @@ class VideoWriter:
             raise VideoIOError(f"No frames were written, so '{self.path}' was not created.")
         try:
             self._finalise()
-            os.replace(self._tmp, self.path)
         except Exception as exc:
             self._state = "failed"
             self._discard()
             raise VideoIOError(f"Finishing '{self.path}' failed ({exc}); no output was written. Is the disk full?") from exc
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            # The temp file is a complete video: keep it rather than lose the work.
+            self._state = "failed"
+            self.final_path = self._tmp
+            raise VideoIOError(
+                f"The video is complete but could not be moved to '{self.path}' ({exc.strerror}); it was left at "
+                f"'{self._tmp}'. Is the target open in another program? Rename the file by hand."
+            ) from exc
         self._state = "closed"
         self.final_path = self.path
         logger.info(
@@ -1076,14 +1101,20 @@ def _check_output_path(path, overwrite: bool) -> Path:
 
 
 def _make_temp(final: Path) -> Path:
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent or ".")
-    except OSError as exc:
-        raise VideoIOError(
-            f"Output directory '{final.parent}' is not writable ({exc.strerror}). Choose a writable folder."
-        ) from None
-    os.close(fd)
-    return Path(name)
+    """Create a new hidden temp file next to ``final`` (normal permissions, unlike mkstemp's 0600)."""
+    for _ in range(100):
+        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise VideoIOError(
+                f"Output directory '{final.parent}' is not writable ({exc.strerror}). Choose a writable folder."
+            ) from None
+        os.close(fd)
+        return tmp
+    raise VideoIOError(f"Could not create a temporary file next to '{final}'.")
 
 
 def _limit_numerator(fps: Fraction, max_num: int) -> Fraction:

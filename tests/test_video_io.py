@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import engine.video_io as video_io  # noqa: E402
 from engine.video_io import (  # noqa: E402
     VIDEO_CODEC_PREFERENCE,
     VideoIOError,
@@ -175,6 +176,33 @@ def test_make_sample_clip_defaults(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "demo.mp4"]  # helper files cleaned up
 
 
+@pytest.mark.parametrize("codec", [None, "mpeg4"])
+def test_quality_setting_changes_output_size(tmp_path, codec):
+    sizes = []
+    for crf in (12, 40):
+        out = tmp_path / f"crf{crf}.mp4"
+        _write(out, 8, size=(160, 96), codec=codec, crf=crf)
+        sizes.append(out.stat().st_size)
+    assert sizes[0] > sizes[1] * 1.3
+
+
+def test_damaged_stream_raises_or_is_skipped(tmp_path):
+    good = tmp_path / "good.mp4"
+    _write(good, 24)
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(0)
+    for off in range(len(data) // 4, len(data) * 3 // 4, 211):  # garble the middle of the frame data
+        data[off : off + 20] = rng.integers(0, 256, 20, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoIOError, match="damaged"):
+        _read_all(bad)
+    with VideoReader(bad, errors="skip") as r:
+        n = sum(1 for _ in r)
+        assert r.decode_errors > 0
+    assert 0 < n < 24
+
+
 # --------------------------------------------------------------------------- audio
 
 
@@ -231,6 +259,33 @@ def test_output_appears_only_on_successful_close(tmp_path):
     assert w.close() == out
     assert out.exists() and _leftovers(tmp_path) == []
     assert not w.truncated
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_output_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "perm.mp4"
+        _write(out, 2)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_complete_video_is_kept_when_rename_fails(tmp_path, monkeypatch):
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    out = tmp_path / "locked.mp4"
+    w = VideoWriter(out, 24, W, H)
+    w.write(np.stack([synthetic_frame(i, W, H) for i in range(3)]))
+    monkeypatch.setattr(video_io.os, "replace", refuse)
+    with pytest.raises(VideoIOError, match="could not be moved"):
+        w.close()
+    monkeypatch.undo()
+    assert not out.exists()
+    assert w.final_path is not None and w.final_path.exists()
+    assert probe(w.final_path).frame_count == 3
 
 
 def test_exception_without_keep_partial_leaves_no_file(tmp_path):

@@ -1,0 +1,131 @@
+"""Properties of the frame schedule (hypothesis) and scene-cut handling."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from engine.errors import InputError
+from engine.methods import BlendMethod
+from engine.runner import Runner, Settings, allocate_output
+from engine.schedule import as_fraction, cut_scores, detect_cuts, make_schedule
+
+FPS = st.sampled_from([Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                       Fraction(50), Fraction(60000, 1001), Fraction(60), Fraction(12), Fraction(120)])
+
+
+@given(n=st.integers(0, 500), m=st.integers(1, 16))
+def test_multiplier_count(n, m):
+    s = make_schedule(n, m)
+    assert s.n_out == (n if n < 2 else n + (m - 1) * (n - 1))
+
+
+@given(n=st.integers(2, 300), src=FPS, dst=FPS)
+def test_fps_arithmetic(n, src, dst):
+    s = make_schedule(n, src_fps=src, dst_fps=dst)
+    step = src / dst
+    # exactly the outputs whose time lies within the source clip
+    assert (s.n_out - 1) * step <= n - 1 < s.n_out * step
+    for e in s:
+        pos = e.n * step
+        assert e.i0 == pos.numerator // pos.denominator and e.t == pos - e.i0
+        assert 0 <= e.t < 1 and e.i1 <= n - 1
+    ts = s.timestamps()
+    assert all(a < b for a, b in zip(ts, ts[1:])), "timestamps must increase strictly"
+    assert s.entry(0).is_source and s.entry(0).i0 == 0
+
+
+@given(n=st.integers(2, 40), m=st.integers(2, 6))
+def test_multiplier_equals_fps_ratio(n, m):
+    a = [(e.i0, e.t) for e in make_schedule(n, m)]
+    b = [(e.i0, e.t) for e in make_schedule(n, src_fps=25, dst_fps=25 * m)]
+    assert a == b
+
+
+def test_common_conversions():
+    s = make_schedule(1001, src_fps=23.976, dst_fps=59.94)
+    assert s.step == Fraction(2, 5) and s.src_fps == Fraction(24000, 1001)
+    assert s.n_out == 2501
+    assert [(e.i0, e.t) for e in list(s)[:6]] == [(0, 0), (0, Fraction(2, 5)), (0, Fraction(4, 5)),
+                                                  (1, Fraction(1, 5)), (1, Fraction(3, 5)), (2, 0)]
+    s = make_schedule(25, src_fps=24, dst_fps=60)
+    assert s.n_out == 61 and s.entry(60).i0 == 24 and s.entry(60).is_source
+    s = make_schedule(11, src_fps=25, dst_fps=50)
+    assert s.n_out == 21
+    down = make_schedule(61, src_fps=60, dst_fps=24)  # downsampling: 60 -> 24 fps
+    assert down.n_out == 25 and down.entry(1).i0 == 2 and down.entry(1).t == Fraction(1, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 12), m=st.integers(1, 5), src=FPS, dst=FPS, use_fps=st.booleans(), data=st.data())
+def test_source_frames_copied_bit_exactly(n, m, src, dst, use_fps, data):
+    torch.manual_seed(n * 7 + m)
+    frames = torch.rand(n, 6, 5, 3)
+    s = make_schedule(n, src_fps=src, dst_fps=dst) if use_fps else make_schedule(n, m)
+    cuts = data.draw(st.lists(st.integers(0, n - 2), max_size=3, unique=True))
+    s = s.with_cuts(cuts)
+    out = allocate_output(s.n_out, 6, 5)
+    out.fill_(float("nan"))
+    seen = []
+    Runner(BlendMethod(), Settings(batch_size=data.draw(st.integers(1, 4))),
+           progress=lambda d, tot: seen.append((d, tot))).run(frames, s, out)
+    assert not torch.isnan(out).any(), "every output frame written"
+    for e in s:
+        if e.is_source:
+            assert torch.equal(out[e.n], frames[e.i0])
+        else:
+            assert e.i0 not in cuts
+            want = torch.lerp(frames[e.i0], frames[e.i1], float(e.t))
+            assert torch.allclose(out[e.n], want, atol=1e-6)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == s.n_out and all(tot == s.n_out for _, tot in seen)
+
+
+def test_cut_fill_modes():
+    s = make_schedule(3, 4, cuts=[0])
+    assert [(e.i0, e.t) for e in s][:5] == [(0, 0), (0, 0), (0, 0), (0, 0), (1, 0)]
+    s = make_schedule(3, 4, cuts=[0], cut_fill="nearest")
+    assert [e.i0 for e in s][:5] == [0, 0, 1, 1, 1]
+    assert [e.is_source for e in s][5:8] == [False, False, False]
+
+
+@pytest.mark.parametrize("bad", [dict(multiplier=0), dict(multiplier=2.5), dict(multiplier=-3), dict(multiplier=True),
+                                 dict(dst_fps=60), dict(src_fps=24, dst_fps=0), dict(src_fps=24, dst_fps="abc"),
+                                 dict(src_fps=24, dst_fps=float("inf")), dict(multiplier=3, src_fps=24, dst_fps=60),
+                                 dict(cut_fill="morph"), dict(cuts=[9])])
+def test_bad_parameters_are_input_errors(bad):
+    with pytest.raises(InputError):
+        make_schedule(5, **bad)
+
+
+def test_as_fraction():
+    assert as_fraction(29.97) == Fraction(30000, 1001)
+    assert as_fraction("60000/1001") == Fraction(60000, 1001)
+    assert as_fraction(12.5) == Fraction(25, 2)
+
+
+def test_scene_cuts_detected_on_real_cut():
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    shot_a = [np.stack([np.roll(base, k, 1)] * 3, -1) * 0.8 for k in range(4)]  # a slow pan, grey
+    shot_b = [np.stack([0.9 - 0.2 * np.roll(base, k, 0), 0.2 + 0 * base, 0.1 + 0.5 * base], -1) for k in range(4)]
+    frames = np.clip(np.stack(shot_a + shot_b) + rng.normal(0, 0.01, (8, 64, 64, 3)), 0, 1).astype(np.float32)
+    scores = cut_scores(frames)
+    assert scores.argmax() == 3
+    assert detect_cuts(frames, 0.3) == [3]
+    assert detect_cuts(frames, 0) == []  # switched off
+
+
+def test_real_footage_cuts(real_clip):
+    """Single shots (slow talking head, CG film) have no cut; a splice of two real clips has one."""
+    import cv2
+    from conftest import shared_dir
+    with np.load(shared_dir() / "bench" / "data" / "carphone.npz") as z:
+        phone = z["frames"][:40]
+    assert detect_cuts(phone, 0.3) == []
+    assert detect_cuts(real_clip[:60], 0.3) == []
+    h, w = real_clip.shape[1:3]
+    phone_big = np.stack([cv2.resize(f, (w, h)) for f in phone[:10]])
+    spliced = np.concatenate([real_clip[:10], phone_big])
+    assert detect_cuts(spliced, 0.3) == [9]
