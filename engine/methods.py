@@ -63,7 +63,7 @@ class RifeMethod(Method):
         self.net = net.pack()
         self.name = name
         self.cfg = net.cfg
-        self.supports_ensemble = net.cfg.supports_ensemble
+        self.supports_ensemble = True  # inside the net where the family allows, else by averaging outputs
         self.refine = False
 
     def pad_multiple(self, scale: float = 1.0) -> int:
@@ -83,8 +83,13 @@ class RifeMethod(Method):
     def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
         x0 = s0[0] if len(s0) == 1 else torch.cat(s0)
         x1 = s1[0] if len(s1) == 1 else torch.cat(s1)
-        return self.net.forward_packed(x0, x1, t.to(self.device, self.dtype), scale=scale,
-                                       ensemble=ensemble and self.supports_ensemble, refine=self.refine)
+        t = t.to(self.device, self.dtype)
+        if ensemble and not self.cfg.supports_ensemble:
+            # test-time ensemble by swapping the frames (t -> 1 - t) and averaging the two results
+            a = self.net.forward_packed(x0, x1, t, scale=scale, refine=self.refine)
+            b = self.net.forward_packed(x1, x0, 1 - t, scale=scale, refine=self.refine)
+            return (a + b) / 2
+        return self.net.forward_packed(x0, x1, t, scale=scale, ensemble=ensemble, refine=self.refine)
 
     def describe(self) -> str:
         return f"RIFE {self.cfg.family} ({self.name})"

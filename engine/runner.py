@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -78,12 +79,14 @@ def _to_bchw(frame_hwc: torch.Tensor) -> torch.Tensor:
 
 class Runner:
     def __init__(self, method: Method, settings: Settings, *, progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool | None] | None = None, before_batch: Callable | None = None):
+                 cancel: Callable[[], bool | None] | None = None, before_batch: Callable | None = None,
+                 adapt: Callable | None = None):
         self.method = method
         self.settings = settings
         self.progress = progress
         self.cancel = cancel
-        self.before_batch = before_batch  # hook(first_n, settings): fault injection, adaptive tuning
+        self.before_batch = before_batch  # hook(output indices of the batch, settings): fault injection
+        self.adapt = adapt  # hook(batch_len, seconds, settings) -> new batch size or None (adaptive strategy)
         self.method.to(settings.device, settings.dtype)
 
     # -- per-frame preparation ------------------------------------------------------------
@@ -147,7 +150,8 @@ class Runner:
                         break  # keep batches contiguous so `at` is exact
                     m += 1
                 if self.before_batch is not None:
-                    self.before_batch(n, self.settings)
+                    self.before_batch([e2.n for e2 in batch], self.settings)
+                tb = time.perf_counter()
                 lo = batch[0].i0
                 for k in [k for k in cache if k < lo]:
                     del cache[k]
@@ -164,6 +168,12 @@ class Runner:
                 n = batch[-1].n + 1
                 if self.progress is not None:
                     self.progress(n, schedule.n_out)
+                if self.adapt is not None:
+                    new_bs = self.adapt(len(batch), time.perf_counter() - tb, self.settings)
+                    if new_bs and new_bs != bs:
+                        log.debug("adaptive batch size %d -> %d at output %d", bs, new_bs, n)
+                        bs = int(new_bs)
+                        self.settings = self.settings.but(batch_size=bs)
         except (Cancelled, KeyboardInterrupt):
             raise
         except InputError:

@@ -31,7 +31,7 @@ import secrets
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
@@ -139,7 +139,10 @@ def as_fps(fps) -> Fraction:
             f"Invalid frame rate {original!r} ({exc}): give a positive number such as 24, 29.97 or '30000/1001'."
         ) from None
     if value <= 0:
-        raise VideoIOError(f"Invalid frame rate {original!r}: the frame rate must be greater than 0 (e.g. 24 or 30000/1001).")
+        raise VideoIOError(
+            f"Invalid frame rate {original!r}: the frame rate must be greater than 0 "
+            "(e.g. 24 or 30000/1001)."
+        )
     return value
 
 
@@ -178,13 +181,19 @@ def _stream_desc(stream) -> str:
 def _check_input_path(path, what: str = "Input video") -> Path:
     p = Path(os.fspath(path))
     if not p.exists():
-        raise VideoIOError(f"{what} not found: '{p}' (working directory: '{Path.cwd()}'). Check the file name and path.")
+        raise VideoIOError(
+            f"{what} not found: '{p}' (working directory: '{Path.cwd()}'). "
+            "Check the file name and path."
+        )
     if p.is_dir():
         raise VideoIOError(f"{what} '{p}' is a directory, not a file. Give the path of a media file, e.g. clip.mp4.")
     if not os.access(p, os.R_OK):
         raise VideoIOError(f"{what} '{p}' is not readable (permission denied). Fix the file permissions.")
     if p.stat().st_size == 0:
-        raise VideoIOError(f"{what} '{p}' is empty (0 bytes); it was probably not written completely. Re-export or re-download it.")
+        raise VideoIOError(
+            f"{what} '{p}' is empty (0 bytes); it was probably not written completely. "
+            "Re-export or re-download it."
+        )
     return p
 
 
@@ -194,7 +203,10 @@ def _open_input(path):
     try:
         container = av.open(str(p), "r")
     except av.error.PermissionError:
-        raise VideoIOError(f"Input video '{p}' is not readable (permission denied). Fix the file permissions.") from None
+        raise VideoIOError(
+            f"Input video '{p}' is not readable (permission denied). "
+            "Fix the file permissions."
+        ) from None
     except (av.error.FFmpegError, OSError, ValueError, UnicodeError) as exc:
         raise VideoIOError(
             f"Cannot read '{p}': FFmpeg could not open it as a video ({exc}). The file is corrupt, "
@@ -276,7 +288,10 @@ def _info_from(p: Path, container, stream, count_frames: bool) -> VideoInfo:
     cc = stream.codec_context
     width, height = int(cc.width), int(cc.height)
     if width <= 0 or height <= 0:
-        raise VideoIOError(f"'{p}' has a video stream without a valid frame size ({width}x{height}); the file is probably corrupt.")
+        raise VideoIOError(
+            f"'{p}' has a video stream without a valid frame size ({width}x{height}); "
+            "the file is probably corrupt."
+        )
     fps = _stream_fps(p, stream)
     duration = _stream_duration(stream, container)
     frames = int(stream.frames or 0)
@@ -302,7 +317,10 @@ def _info_from(p: Path, container, stream, count_frames: bool) -> VideoInfo:
         try:
             n = sum(1 for pkt in container.demux(stream) if pkt.size > 0)
         except _FFMPEG_ERRORS as exc:
-            raise VideoIOError(f"Cannot count the frames of '{p}': reading failed ({exc}). The file is probably corrupt.") from exc
+            raise VideoIOError(
+                f"Cannot count the frames of '{p}': reading failed ({exc}). "
+                "The file is probably corrupt."
+            ) from exc
         info = replace(info, frame_count=n, frame_count_exact=True)
     return info
 
@@ -742,7 +760,10 @@ class VideoWriter:
         try:
             self.width, self.height = int(width), int(height)
         except (TypeError, ValueError):
-            raise VideoIOError(f"Invalid frame size {width!r}x{height!r}: width and height must be positive integers.") from None
+            raise VideoIOError(
+                f"Invalid frame size {width!r}x{height!r}: width and height must be positive "
+                "integers."
+            ) from None
         if self.width <= 0 or self.height <= 0:
             raise VideoIOError(f"Invalid frame size {self.width}x{self.height}: width and height must be positive.")
         if odd_size not in ("pad", "crop"):
@@ -776,6 +797,8 @@ class VideoWriter:
         self.pix_fmt = pix_fmt
         self.out_width, self.out_height = self._fit_size(odd_size)
         fps_enc = self.fps
+        if self.codec == "mpeg4" and fps_enc > 65535:
+            raise VideoIOError(f"{_fmt_fps(fps_enc)} fps is too high for the mpeg4 encoder (max 65535).")
         if self.codec == "mpeg4" and fps_enc.numerator > 65535:
             fps_enc = _limit_numerator(fps_enc, 65535)
             logger.warning("mpeg4 cannot store %s fps exactly; using %s", _fmt_fps(self.fps), _fmt_fps(fps_enc))
@@ -816,6 +839,8 @@ class VideoWriter:
             if bit_rate:
                 cc.bit_rate = int(bit_rate)
             elif self.codec in ("libx264", "libx265"):
+                if crf is not None and not 0 <= crf <= 51:
+                    raise VideoIOError(f"crf must be between 0 (lossless) and 51 (worst), got {crf}; 18 is a good default.")
                 opts["crf"] = str(DEFAULT_CRF if crf is None else int(crf))
             elif self.codec == "mpeg4":
                 # Fixed quantiser like `ffmpeg -q:v 3` (crf 18 -> q 3); qmin/qmax pin it, since
@@ -827,6 +852,13 @@ class VideoWriter:
             if self.codec in ("libx264", "libx265"):
                 opts["preset"] = preset or DEFAULT_PRESET
             cc.options.update(opts)
+            try:  # open now, so bad settings fail here and not at the first frame
+                cc.open()
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise VideoIOError(
+                    f"Cannot set up the {self.codec} encoder for {self.out_width}x{self.out_height} {self.pix_fmt} "
+                    f"at {_fmt_fps(fps_enc)} fps ({exc}). Check the codec settings (crf, preset, bit_rate)."
+                ) from exc
             self._stream = stream
             self._reformatter = VideoReformatter()
 
@@ -898,7 +930,9 @@ class VideoWriter:
 
     def __del__(self):
         if getattr(self, "_state", None) == "open":
-            logger.warning("VideoWriter for %s was never closed; discarding its temporary file", getattr(self, "path", "?"))
+            logger.warning(
+                "VideoWriter for %s was never closed; discarding its temporary file", getattr(self, "path", "?")
+            )
             try:
                 self._discard()
             except Exception:
@@ -931,7 +965,10 @@ class VideoWriter:
                 for f in frames:
                     self._write_one(f)
                 return
-            raise VideoIOError(f"Expected a frame [H, W, 3] or a batch [B, H, W, 3], got an array of shape {frames.shape}.")
+            raise VideoIOError(
+                "Expected a frame [H, W, 3] or a batch [B, H, W, 3], got an array of shape "
+                f"{frames.shape}."
+            )
         for f in frames:
             self.write(np.asarray(f))
 
@@ -995,7 +1032,10 @@ class VideoWriter:
         except Exception as exc:
             self._state = "failed"
             self._discard()
-            raise VideoIOError(f"Finishing '{self.path}' failed ({exc}); no output was written. Is the disk full?") from exc
+            raise VideoIOError(
+                f"Finishing '{self.path}' failed ({exc}); no output was written. "
+                "Is the disk full?"
+            ) from exc
         try:
             os.replace(self._tmp, self.path)
         except OSError as exc:
@@ -1080,7 +1120,10 @@ def _check_output_path(path, overwrite: bool) -> Path:
     if p.is_dir():
         raise VideoIOError(f"Output path '{p}' is a directory. Give a file name inside it, e.g. '{p / 'output.mp4'}'.")
     if not p.suffix:
-        raise VideoIOError(f"Output path '{p}' has no file extension; add one such as .mp4 so the container format is known.")
+        raise VideoIOError(
+            f"Output path '{p}' has no file extension; add one such as .mp4 so the "
+            "container format is known."
+        )
     if p.exists() and not overwrite:
         raise VideoIOError(f"Output file '{p}' already exists. Choose another name or allow overwriting.")
     parent = p.parent if str(p.parent) else Path(".")
@@ -1088,15 +1131,24 @@ def _check_output_path(path, overwrite: bool) -> Path:
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise VideoIOError(f"Cannot write '{p}': '{ancestor}' is a file, not a directory. Choose another output folder.")
+        raise VideoIOError(
+            f"Cannot write '{p}': '{ancestor}' is a file, not a directory. "
+            "Choose another output folder."
+        )
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
             logger.info("created output directory %s", parent)
         except OSError as exc:
-            raise VideoIOError(f"Cannot create the output directory '{parent}' ({exc.strerror}). Choose a writable folder.") from None
+            raise VideoIOError(
+                f"Cannot create the output directory '{parent}' ({exc.strerror}). "
+                "Choose a writable folder."
+            ) from None
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise VideoIOError(f"Output directory '{parent}' is not writable (permission denied). Choose a writable folder.")
+        raise VideoIOError(
+            f"Output directory '{parent}' is not writable (permission denied). "
+            "Choose a writable folder."
+        )
     return p
 
 
@@ -1151,7 +1203,9 @@ def synthetic_frame(index: int, width: int, height: int, n_frames: int = 48) -> 
 _TONE_CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".mka": "pcm_s16le", ".mkv": "pcm_s16le"}
 
 
-def make_sample_tone(path, duration: float = 2.0, sample_rate: int = 48000, freq: float = 440.0, codec: str | None = None) -> Path:
+def make_sample_tone(
+    path, duration: float = 2.0, sample_rate: int = 48000, freq: float = 440.0, codec: str | None = None
+) -> Path:
     """Write an audio-only file with a stereo sine tone (AAC for .m4a/.mp4, PCM for .wav/.mkv, MP3 for .mp3)."""
     p = Path(os.fspath(path))
     if codec is None:

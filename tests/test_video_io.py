@@ -409,6 +409,22 @@ def test_output_directory_read_only(tmp_path):
         ro.chmod(0o755)
 
 
+def test_output_directory_without_write_permission(tmp_path, monkeypatch):
+    # Simulates a read-only folder even when the tests run as root (root ignores chmod).
+    monkeypatch.setattr(video_io.os, "access", lambda path, mode: False)
+    with pytest.raises(VideoIOError, match="not writable"):
+        VideoWriter(tmp_path / "out.mp4", 24, W, H)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings, match", [({"preset": "bogus"}, "Cannot set up"), ({"crf": 99}, "crf must be")])
+def test_bad_encoder_settings(tmp_path, settings, match):
+    with pytest.raises(VideoIOError, match=match):
+        VideoWriter(tmp_path / "out.mp4", 24, W, H, **settings)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_without_extension_or_unknown_container(tmp_path):
     with pytest.raises(VideoIOError, match="no file extension"):
         VideoWriter(tmp_path / "out", 24, W, H)

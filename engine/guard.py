@@ -1,0 +1,284 @@
+"""PerformanceGuard: strategies, a measured memory model, and the plan for a run.
+
+Before any work the guard calibrates the method on the chosen device: two small probe runs
+(batch 1 and 2 at a probe size) whose *measured* peak memory gives a fixed part (weights, grids)
+and a part per batch item per pixel. From that it predicts the peak for the real frame size and
+picks the batch that fits the strategy's share of free memory. The same probes time the method,
+which gives the ETA.
+
+Peak memory is measured, not guessed: on CUDA by the allocator's own peak counter, elsewhere by
+counting the bytes of live tensors while the probe runs (a TorchDispatchMode over every op).
+
+Strategies (each a fixed, documented set of choices; see STRATEGIES):
+  speed_first       biggest batch that fits 90% of free memory (CPU: 2), fp16 on CUDA, flow scale 0.5
+                    from 1080p up, no ensemble.
+  quality_first     fp32, flow scale 1, test-time ensemble (frames swapped with t -> 1 - t; flows
+                    averaged inside the net where the family allows, outputs averaged otherwise),
+                    the 4.0-family refinement network when present; batch within 80%.
+  balanced          fp16 on CUDA, flow scale 1 (0.5 from 1440p), batch within 80%, up to 8.
+  memory_efficient  batch 1, fp16 on CUDA, bf16 activations nowhere (CPU stays fp32), at most 50% of
+                    free memory; the lowest peak.
+  adaptive          starts as balanced, then after every batch raises or lowers the batch from the
+                    measured free memory and throughput.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .errors import InputError
+from .methods import Method, resolve_dtype
+from .resources import available_ram_bytes
+from .runner import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    max_batch_cuda: int
+    batch_cpu: int
+    precision_cuda: str
+    headroom: float  # share of free memory a batch may use
+    flow_scale_from: dict = field(default_factory=dict)  # min frame height -> flow scale
+    ensemble: bool = False
+    refine: bool = False
+    adaptive: bool = False
+
+    def flow_scale_for(self, height: int) -> float:
+        scale = 1.0
+        for min_h, s in sorted(self.flow_scale_from.items()):
+            if height >= min_h:
+                scale = s
+        return scale
+
+
+STRATEGIES = {
+    "speed_first": Strategy("speed_first", 16, 2, "fp16", 0.90, {1080: 0.5}),
+    "quality_first": Strategy("quality_first", 4, 1, "fp32", 0.80, ensemble=True, refine=True),
+    "balanced": Strategy("balanced", 8, 2, "fp16", 0.80, {1440: 0.5}),
+    "memory_efficient": Strategy("memory_efficient", 1, 1, "fp16", 0.50),
+    "adaptive": Strategy("adaptive", 16, 2, "fp16", 0.80, {1440: 0.5}, adaptive=True),
+}
+
+
+# ----------------------------------------------------------------------------- measurement
+class _LiveBytes(TorchDispatchMode):
+    """Counts bytes of live tensor storages created inside the mode; keeps the peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._refs: dict[int, list] = {}
+
+    def _release(self, key, nbytes):
+        entry = self._refs.get(key)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._refs[key]
+                self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(t, torch.Tensor):
+                st = t.untyped_storage()
+                key, nbytes = st.data_ptr(), st.nbytes()
+                entry = self._refs.get(key)
+                if entry is None:
+                    self._refs[key] = [nbytes, 1]
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                else:
+                    entry[1] += 1
+                weakref.finalize(t, self._release, key, nbytes)
+        return out
+
+
+def measure_peak_bytes(fn, device) -> int:
+    """Peak memory that fn() needs on device, above what was allocated before."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+    mode = _LiveBytes()
+    with mode:
+        fn()
+    return int(mode.peak)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    fixed_bytes: int
+    bytes_per_item_px: float
+    seconds_per_item_px: float
+    probe: tuple
+
+    def peak(self, batch: int, pixels: int) -> int:
+        return int(self.fixed_bytes + batch * self.bytes_per_item_px * pixels)
+
+    def seconds(self, items: int, pixels: int) -> float:
+        return items * self.seconds_per_item_px * pixels
+
+
+_CALIBRATIONS: dict = {}
+
+
+def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibration:
+    """Measure peak memory (batch 1 and 2) and time per item at a probe size on settings.device."""
+    key = (getattr(method, "name", ""), getattr(getattr(method, "cfg", None), "family", ""), str(settings.device),
+           settings.dtype, settings.flow_scale, settings.ensemble, getattr(method, "refine", False))
+    if key in _CALIBRATIONS:
+        return _CALIBRATIONS[key]
+    method.to(settings.device, settings.dtype)
+    m = method.pad_multiple(settings.flow_scale)
+    side = max(probe, m)
+    side = math.ceil(side / m) * m
+    px = side * side
+    gen = torch.Generator().manual_seed(0)
+    imgs = torch.rand(3, 3, side, side, generator=gen).to(settings.device)
+
+    def once(batch):
+        with torch.inference_mode():
+            s = [method.prepare(imgs[i % 3:i % 3 + 1]) for i in range(batch + 1)]
+            t = torch.full((batch,), 0.5)
+            return method.interpolate(s[:batch], s[1:batch + 1], t, scale=settings.flow_scale, ensemble=settings.ensemble)
+
+    once(1)  # warm-up (kernels, grids)
+    p1 = measure_peak_bytes(lambda: once(1), settings.device)
+    p2 = measure_peak_bytes(lambda: once(2), settings.device)
+    t0 = time.perf_counter()
+    once(2)
+    if str(settings.device).startswith("cuda"):
+        torch.cuda.synchronize(settings.device)
+    dt = (time.perf_counter() - t0) / 2
+    per_item = max(p2 - p1, p1 // 2, 1)
+    cal = Calibration(fixed_bytes=max(p1 - per_item, 0), bytes_per_item_px=per_item / px,
+                      seconds_per_item_px=dt / px, probe=(side, side))
+    _CALIBRATIONS[key] = cal
+    log.debug("calibrated %s on %s: fixed %.1f MB, %.1f bytes/px/item, %.3f us/px/item", method.describe(),
+              settings.device, cal.fixed_bytes / 1e6, cal.bytes_per_item_px, cal.seconds_per_item_px * 1e6)
+    return cal
+
+
+def free_memory_bytes(device) -> int:
+    if str(device).startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    return available_ram_bytes()
+
+
+def resolve_device(device: str | None, method: Method) -> str:
+    device = (device or "auto").lower()
+    if method.kind in ("flow", "blend"):
+        return "cpu"  # OpenCV / plain tensor maths
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but this torch has no CUDA device; use 'auto' or 'cpu'")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+# ----------------------------------------------------------------------------- planning
+@dataclass
+class Plan:
+    settings: Settings
+    strategy: str
+    reason: str
+    predicted_peak_bytes: int | None = None
+    free_bytes: int | None = None
+    eta_s: float | None = None
+    adapt: object = None
+
+    def as_dict(self) -> dict:
+        return dict(strategy=self.strategy, settings=self.settings.as_dict(), reason=self.reason,
+                    predicted_peak_bytes=self.predicted_peak_bytes, free_bytes=self.free_bytes,
+                    eta_s=None if self.eta_s is None else round(self.eta_s, 2))
+
+
+def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "balanced", device: str = "auto",
+         precision: str = "auto", batch_size: int | None = None, flow_scale: float | None = None,
+         n_tasks: int | None = None) -> Plan:
+    """Settings for interpolating frames of `size` (h, w) into n_out outputs with `strategy`."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if batch_size is not None and int(batch_size) < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    st = STRATEGIES[strategy]
+    dev = resolve_device(device, method)
+    on_cuda = dev.startswith("cuda")
+    prec = precision if precision and precision != "auto" else (st.precision_cuda if on_cuda else "fp32")
+    dtype = resolve_dtype(prec, dev) if method.kind == "rife" else torch.float32
+    h, w = size
+    fs = float(flow_scale) if flow_scale is not None else st.flow_scale_for(h)
+    if hasattr(method, "refine"):
+        method.refine = bool(st.refine and method.cfg.refine)
+    ensemble = bool(st.ensemble and method.kind == "rife")
+    base = Settings(device=dev, dtype=dtype, batch_size=1, flow_scale=fs if method.supports_scale else 1.0,
+                    ensemble=ensemble)
+    tasks = n_tasks if n_tasks is not None else n_out
+    if method.kind != "rife":
+        bs = int(batch_size or 4)
+        return Plan(base.but(batch_size=bs), strategy, f"{method.describe()} runs on the CPU")
+    cal = calibrate(method, base)
+    mult = method.pad_multiple(base.flow_scale)
+    px = math.ceil(h / mult) * mult * math.ceil(w / mult) * mult
+    free = free_memory_bytes(dev)
+    budget = free * st.headroom
+    if batch_size is not None:
+        bs, why = int(batch_size), "batch size set by hand"
+    else:
+        cap = st.max_batch_cuda if on_cuda else st.batch_cpu
+        bs = cap
+        while bs > 1 and cal.peak(bs, px) > budget:
+            bs -= 1
+        why = (f"largest batch <= {cap} whose predicted peak fits {st.headroom:.0%} of "
+               f"{free / 2**30:.1f} GiB free" if on_cuda else f"{strategy} uses batch {cap} on the CPU")
+        if cal.peak(bs, px) > budget:
+            why += f"; even batch 1 is predicted at {cal.peak(1, px) / 2**30:.2f} GiB, the recovery ladder will step in"
+    settings = base.but(batch_size=bs)
+    eta = cal.seconds(tasks, px) * (2 if ensemble else 1)
+    adapt = AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else 4) if st.adaptive else None
+    return Plan(settings, strategy, why, cal.peak(bs, px), free, eta, adapt)
+
+
+class AdaptiveBatch:
+    """Between batches: grow the batch while throughput improves and memory allows, shrink it when
+    measured free memory runs low. Returns the new batch size (or None to keep it)."""
+
+    def __init__(self, cal: Calibration, px: int, device: str, headroom: float, max_batch: int):
+        self.cal, self.px, self.device, self.headroom, self.max_batch = cal, px, device, headroom, max_batch
+        self.rate: dict[int, float] = {}
+        self.changes: list[tuple[int, int]] = []
+
+    def __call__(self, items: int, seconds: float, settings: Settings):
+        bs = settings.batch_size
+        if items == bs and seconds > 0:
+            self.rate[bs] = items / seconds
+        free = free_memory_bytes(self.device) + self.cal.peak(bs, self.px)  # this batch's memory is back
+        fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom  # noqa: E731
+        new = bs
+        if not fits(bs) and bs > 1:
+            new = bs - 1
+        elif bs < self.max_batch and fits(bs + 1) and (bs + 1) not in self.rate:
+            new = bs + 1  # try one bigger
+        elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:
+            new = bs - 1  # the bigger batch was slower: step back
+        if new != bs:
+            self.changes.append((bs, new))
+            return new
+        return None

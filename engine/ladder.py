@@ -1,0 +1,245 @@
+"""Recovery ladder: the FallbackSwitch policy and the loop that applies it.
+
+On an out-of-memory or driver error the run continues from the output frame that failed, with
+the next allowed rung of the policy, and every frame already written is kept:
+
+    retry (once) -> halve the batch (down to 1) -> lower the flow scale (0.5, 0.25)
+    -> reduce resolution (0.75, 0.5 ...; output resized back) -> CPU -> built-in flow -> blend
+
+A driver error skips straight to the CPU (the CUDA context may be unusable). Input errors and
+interrupts are never retried. A quality floor forbids rungs below it; when every allowed rung has
+failed the run either raises LadderExhausted with the whole history, or passes the remaining frames
+through as duplicates and says so. Each retry runs outside the `except` block, after freeing the
+failed attempt's tensors and emptying the CUDA cache.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import Cancelled, ErrorKind, InputError, classify, describe, is_retryable
+from .methods import BlendMethod, FlowMethod, Method
+from .runner import BatchFailed, Runner, Settings
+
+log = logging.getLogger(__name__)
+
+RUNGS = ("retry", "halve_batch", "flow_scale", "reduce_resolution", "cpu", "builtin_flow", "blend")
+# how much quality a rung gives up (0 = none); the floor compares against this
+QUALITY_COST = {"retry": 0, "halve_batch": 0, "cpu": 0, "flow_scale": 1, "reduce_resolution": 2,
+                "builtin_flow": 3, "blend": 4}
+ON_EXHAUSTED = ("raise", "passthrough")
+
+
+@dataclass(frozen=True)
+class Policy:
+    rungs: tuple = RUNGS
+    max_attempts: int = 12
+    quality_floor: str = "blend"  # the lowest-quality rung that may be used
+    on_exhausted: str = "raise"
+    flow_scales: tuple = (0.5, 0.25)
+    min_res_scale: float = 0.5
+
+    def __post_init__(self):
+        bad = [r for r in self.rungs if r not in RUNGS]
+        if bad:
+            raise InputError(f"unknown recovery rungs {bad}; choose from {', '.join(RUNGS)}")
+        if self.quality_floor not in RUNGS:
+            raise InputError(f"quality floor must be one of {', '.join(RUNGS)}, got {self.quality_floor!r}")
+        if self.on_exhausted not in ON_EXHAUSTED:
+            raise InputError(f"on_exhausted must be 'raise' or 'passthrough', got {self.on_exhausted!r}")
+        if self.max_attempts < 0:
+            raise InputError("max_attempts must be >= 0")
+        if not 0.1 <= self.min_res_scale <= 1:
+            raise InputError(f"min_res_scale must be between 0.1 and 1, got {self.min_res_scale}")
+
+    def allows(self, rung: str) -> bool:
+        return rung in self.rungs and QUALITY_COST[rung] <= QUALITY_COST[self.quality_floor]
+
+    def as_dict(self) -> dict:
+        return dict(rungs=list(self.rungs), max_attempts=self.max_attempts, quality_floor=self.quality_floor,
+                    on_exhausted=self.on_exhausted, flow_scales=list(self.flow_scales), min_res_scale=self.min_res_scale)
+
+
+class LadderExhausted(RuntimeError):
+    def __init__(self, message: str, events: list):
+        super().__init__(message)
+        self.events = events
+
+
+# ----------------------------------------------------------------------------- fault injection
+_FAULTS = {
+    "oom": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)"),
+    "cpu_oom": lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 "
+                                    "bytes (injected fault)"),
+    "driver": lambda: RuntimeError("CUDA error: an illegal memory access was encountered (injected fault)"),
+    "input": lambda: InputError("bad input (injected fault)"),
+    "interrupt": lambda: Cancelled("interrupted (injected fault)"),
+    "other": lambda: ZeroDivisionError("unexpected bug (injected fault)"),
+}
+
+
+@dataclass
+class Fault:
+    """Raise `kind` when a batch containing output `task` runs: on its `attempt`-th try at that
+    task (None = every try) and only on `device` ("cpu", "cuda"; None = any)."""
+
+    task: int
+    kind: str = "oom"
+    attempt: int | None = 0
+    device: str | None = None
+
+
+class FaultInjector:
+    """Off unless given: the runner's before_batch hook, for tests and drills."""
+
+    def __init__(self, faults):
+        self.faults = list(faults)
+        self.tries: dict[int, int] = {}
+        self.raised: list[tuple[int, str]] = []
+
+    def __call__(self, batch_ns, settings: Settings):
+        for n in batch_ns:
+            k = self.tries.get(n, 0)
+            self.tries[n] = k + 1
+            for f in self.faults:
+                if f.task == n and (f.attempt is None or f.attempt == k) and \
+                        (f.device is None or str(settings.device).startswith(f.device)):
+                    self.raised.append((n, f.kind))
+                    raise _FAULTS[f.kind]()
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class LadderRun:
+    final_settings: Settings
+    method_description: str
+    events: list = field(default_factory=list)
+    segments: list = field(default_factory=list)
+    path: list = field(default_factory=list)
+    passthrough_frames: int = 0
+
+
+class _State:
+    def __init__(self, method: Method, settings: Settings, policy: Policy):
+        self.method, self.settings, self.policy = method, settings, policy
+        self.planned = settings
+        self.retried = False
+
+    def next(self, kind: ErrorKind):
+        """(rung, method, settings) of the next allowed rung that changes something, or None."""
+        p, s, m = self.policy, self.settings, self.method
+        on_gpu = not str(s.device).startswith("cpu")
+        order = list(p.rungs)
+        if kind == ErrorKind.DRIVER and on_gpu:  # the CUDA context may be unusable: leave the GPU
+            order = [r for r in order if r in ("cpu", "builtin_flow", "blend")]
+        for rung in order:
+            if not p.allows(rung):
+                continue
+            if rung == "retry" and not self.retried and kind != ErrorKind.DRIVER:
+                self.retried = True
+                return rung, m, s
+            if rung == "halve_batch" and s.batch_size > 1:
+                return rung, m, s.but(batch_size=max(1, s.batch_size // 2))
+            if rung == "flow_scale" and m.supports_scale:
+                lower = [f for f in p.flow_scales if f < s.flow_scale]
+                if lower:
+                    return rung, m, s.but(flow_scale=lower[0])
+            if rung == "reduce_resolution" and s.res_scale > p.min_res_scale + 1e-9:
+                return rung, m, s.but(res_scale=max(p.min_res_scale, round(s.res_scale - 0.25, 4)))
+            if rung == "cpu" and on_gpu:
+                # plenty of memory there: give back the quality the GPU rungs traded away
+                return rung, m, s.but(device="cpu", dtype=torch.float32, flow_scale=self.planned.flow_scale,
+                                      res_scale=self.planned.res_scale, batch_size=min(s.batch_size, 2))
+            if rung == "builtin_flow" and m.kind == "rife":
+                return rung, FlowMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=self.planned.res_scale)
+            if rung == "blend" and m.kind != "blend":
+                return rung, BlendMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=1.0)
+        return None
+
+
+def free_memory(device) -> None:
+    gc.collect()
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        try:
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001 - after a driver error this can fail too
+            pass
+        torch.cuda.empty_cache()
+
+
+def _passthrough(frames, sched, out, start) -> int:
+    n = 0
+    for k in range(start, sched.n_out):
+        e = sched.entry(k)
+        out[k] = frames[e.i0 if e.t < 0.5 else e.i1]
+        n += 0 if e.is_source else 1
+    return n
+
+
+def run(frames, sched, method: Method, settings: Settings, out, *, policy: Policy | None = None, progress=None,
+        cancel=None, on_event=None, adapt=None, faults=None) -> LadderRun:
+    policy = policy or Policy()
+    state = _State(method, settings, policy)
+    injector = faults if isinstance(faults, FaultInjector) or faults is None else FaultInjector(faults)
+    result = LadderRun(settings, method.describe())
+    start, attempts = 0, 0
+    while True:
+        failed = None
+        seg_start = start
+        try:
+            runner = Runner(state.method, state.settings, progress=progress, cancel=cancel,
+                            before_batch=injector, adapt=adapt)
+            runner.run(frames, sched, out, start=start)
+            result.segments.append(dict(start=seg_start, stop=sched.n_out, method=state.method.describe(),
+                                        settings=runner.settings.as_dict()))
+            result.final_settings = runner.settings
+            break
+        except BatchFailed as bf:
+            kind = classify(bf.cause)
+            if not is_retryable(kind):
+                raise bf.cause.with_traceback(None) from None
+            failed = dict(at=bf.at, kind=kind.value, error=describe(bf.cause), time=round(time.time(), 3),
+                          settings=bf.settings.as_dict(), method=state.method.describe())
+            if bf.at > seg_start:
+                result.segments.append(dict(start=seg_start, stop=bf.at, method=state.method.describe(),
+                                            settings=bf.settings.as_dict()))
+            start = bf.at
+            del bf
+        # -- outside the except block: the failed attempt's frames are gone, caches can be emptied
+        free_memory(state.settings.device)
+        attempts += 1
+        nxt = state.next(ErrorKind(failed["kind"])) if attempts <= policy.max_attempts else None
+        if nxt is None:
+            failed["rung"] = "exhausted"
+            result.events.append(failed)
+            if on_event:
+                on_event(failed)
+            history = "; ".join(f"frame {e['at']}: {e['kind']} ({e['error']}) -> {e['rung']}" for e in result.events)
+            if policy.on_exhausted == "passthrough":
+                result.passthrough_frames = _passthrough(frames, sched, out, start)
+                result.path.append("passthrough")
+                if progress:
+                    progress(sched.n_out, sched.n_out)
+                log.warning("every allowed recovery step failed; %d frames passed through as duplicates",
+                            result.passthrough_frames)
+                break
+            raise LadderExhausted(
+                f"interpolation failed at output frame {start} after {attempts} attempt(s) and every allowed "
+                f"recovery step (policy: {', '.join(r for r in policy.rungs if policy.allows(r))}). "
+                f"History: {history}. Frames 0..{start - 1} were done. Allow more rungs or a lower quality floor "
+                "in FallbackSwitch, or set it to pass frames through.", result.events)
+        rung, state.method, state.settings = nxt
+        failed["rung"] = rung
+        failed["next_settings"] = state.settings.as_dict()
+        failed["next_method"] = state.method.describe()
+        result.events.append(failed)
+        result.path.append(rung)
+        log.warning("frame %d: %s (%s) -> %s", failed["at"], failed["kind"], failed["error"], rung)
+        if on_event:
+            on_event(failed)
+    result.method_description = state.method.describe()
+    return result

@@ -1,0 +1,113 @@
+"""One entry point: frames in, interpolated frames + fps + report out.
+
+    result = interpolate(frames, "rife-4.25.safetensors", multiplier=2)
+    result = interpolate(frames, None, src_fps=24, dst_fps=60)      # built-in flow method
+
+Parameters are validated up front (a clear InputError before any work), the output RAM is checked
+before anything is allocated, scene cuts are detected, and the run goes through the recovery
+ladder (engine.ladder) with the settings the guard (engine.guard) picked for the strategy.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+import torch
+
+from . import guard as guard_mod
+from . import ladder as ladder_mod
+from .errors import InputError
+from .methods import Method, load_method
+from .resources import ResourceMonitor, check_output_fits
+from .runner import allocate_output, validate_frames
+from .schedule import Schedule, detect_cuts, make_schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    frames: torch.Tensor
+    fps: Fraction | None
+    schedule: Schedule
+    cuts: list[int]
+    report: dict = field(default_factory=dict)
+
+
+def build_schedule(frames, multiplier=2, src_fps=None, dst_fps=None, cut_threshold=0.3, cut_fill="hold"):
+    n = int(frames.shape[0])
+    sched = make_schedule(n, None if dst_fps else multiplier, src_fps=src_fps, dst_fps=dst_fps, cut_fill=cut_fill)
+    cuts = detect_cuts(frames, cut_threshold) if n > 1 and cut_threshold and 0 < cut_threshold < 1 else []
+    return sched.with_cuts(cuts), cuts
+
+
+def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, multiplier: int = 2, src_fps=None,
+                dst_fps=None, cut_threshold: float = 0.3, cut_fill: str = "hold", strategy: str = "balanced",
+                device: str = "auto", precision: str = "auto", batch_size: int | None = None,
+                flow_scale: float | None = None, policy: "ladder_mod.Policy | None" = None,
+                progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool | None] | None = None,
+                on_event: Callable[[dict], None] | None = None, model_dirs=(), monitor_interval: float = 0.25,
+                faults=None) -> Result:
+    """Interpolate an IMAGE batch [N, H, W, 3] (float in [0, 1]); returns a Result (CPU float32 frames)."""
+    t0 = time.perf_counter()
+    validate_frames(frames)
+    if flow_scale is not None and not 0.25 <= float(flow_scale) <= 4:
+        raise InputError(f"flow_scale must be between 0.25 and 4, got {flow_scale}")
+    if cut_threshold is not None and cut_threshold < 0:
+        raise InputError(f"scene-cut threshold must be >= 0 (0 switches detection off), got {cut_threshold}")
+    sched, cuts = build_schedule(frames, multiplier, src_fps, dst_fps, cut_threshold, cut_fill)
+    n_out, h, w = sched.n_out, int(frames.shape[1]), int(frames.shape[2])
+    check_output_fits(n_out, h, w)  # before any work: never get killed by the OS halfway
+    method = model if isinstance(model, Method) else load_method(model, model_dirs)
+    plan = guard_mod.plan(method, (h, w), n_out, strategy=strategy, device=device, precision=precision,
+                          batch_size=batch_size, flow_scale=flow_scale)
+    policy = policy or ladder_mod.Policy()
+    out = allocate_output(n_out, h, w, pin=plan.settings.device.startswith("cuda"))
+    with ResourceMonitor(interval=monitor_interval) as mon:
+        run = ladder_mod.run(frames, sched, method, plan.settings, out, policy=policy, progress=progress,
+                             cancel=cancel, on_event=on_event, adapt=plan.adapt, faults=faults)
+    elapsed = time.perf_counter() - t0
+    report = dict(
+        method=run.method_description, model=getattr(method, "name", str(model)),
+        frames_in=int(frames.shape[0]), frames_out=n_out, size=[w, h],
+        multiplier=multiplier if not dst_fps else None,
+        src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
+        cuts=cuts, cut_threshold=cut_threshold,
+        plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
+        fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
+        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3), resources=mon.summary(), timeline=mon.timeline,
+    )
+    log.info("interpolated %d -> %d frames in %.1fs with %s (%d fallback%s)", frames.shape[0], n_out, elapsed,
+             run.method_description, len(run.events), "" if len(run.events) == 1 else "s")
+    return Result(out, sched.dst_fps, sched, cuts, report)
+
+
+def format_report(report: dict) -> str:
+    """Readable multi-line summary of a report dict (for ComfyUI's STRING output and the CLI)."""
+    fs = report.get("final_settings", {})
+    res = report.get("resources", {})
+    lines = [
+        f"{report['frames_in']} -> {report['frames_out']} frames at {report['size'][0]}x{report['size'][1]}"
+        + (f", {report['src_fps']} -> {report['dst_fps']} fps" if report.get("dst_fps") else ""),
+        f"method: {report['method']}",
+        f"device {fs.get('device')}, {fs.get('dtype')}, batch {fs.get('batch_size')}, flow scale {fs.get('flow_scale')}"
+        + (f", resolution x{fs.get('res_scale')}" if fs.get("res_scale", 1) != 1 else ""),
+        f"path: {' -> '.join(report.get('path', [])) or 'planned settings, no fallback'}",
+        f"scene cuts: {report['cuts'] if report.get('cuts') else 'none'}",
+        f"time {report['elapsed_s']:.1f}s (estimated {report['eta_s']:.1f}s)" if report.get("eta_s") is not None
+        else f"time {report['elapsed_s']:.1f}s",
+    ]
+    if res:
+        peak = res.get("peak_rss_bytes")
+        vram = res.get("peak_vram_bytes") or res.get("torch_peak_allocated_bytes")
+        lines.append("peak RAM " + (f"{peak / 2**30:.2f} GiB" if peak else "?")
+                     + (f", peak VRAM {vram / 2**30:.2f} GiB" if vram else ""))
+    for ev in report.get("fallbacks", []):
+        lines.append(f"fallback at frame {ev['at']}: {ev['kind']} ({ev['error']}) -> {ev['rung']}")
+    if report.get("passthrough_frames"):
+        lines.append(f"WARNING: {report['passthrough_frames']} frames were passed through as duplicates "
+                     "after every allowed recovery step failed")
+    return "\n".join(lines)
