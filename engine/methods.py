@@ -71,10 +71,12 @@ class RifeMethod(Method):
         return int(max(m, round(m / scale)))
 
     def to(self, device, dtype) -> "RifeMethod":
+        # read the weights' real place: ComfyUI's model manager may have moved them since
         device = torch.device(device)
-        if device != self.device or dtype != self.dtype:
+        p = next(self.net.parameters())
+        if p.device.type != device.type or (device.index is not None and p.device != device) or p.dtype != dtype:
             self.net.to(device=device, dtype=dtype)
-            self.device, self.dtype = device, dtype
+        self.device, self.dtype = device, dtype
         return self
 
     def prepare(self, img):
