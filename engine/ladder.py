@@ -128,36 +128,45 @@ class _State:
         self.method, self.settings, self.policy = method, settings, policy
         self.planned = settings
         self.retried = False
+        self.pos = 0  # the ladder only moves down the policy's order; a rung may repeat (halving...)
 
     def next(self, kind: ErrorKind):
         """(rung, method, settings) of the next allowed rung that changes something, or None."""
         p, s, m = self.policy, self.settings, self.method
         on_gpu = not str(s.device).startswith("cpu")
-        order = list(p.rungs)
-        if kind == ErrorKind.DRIVER and on_gpu:  # the CUDA context may be unusable: leave the GPU
-            order = [r for r in order if r in ("cpu", "builtin_flow", "blend")]
-        for rung in order:
-            if not p.allows(rung):
+        for i, rung in enumerate(p.rungs):
+            if i < self.pos or not p.allows(rung):
                 continue
-            if rung == "retry" and not self.retried and kind != ErrorKind.DRIVER:
-                self.retried = True
-                return rung, m, s
-            if rung == "halve_batch" and s.batch_size > 1:
-                return rung, m, s.but(batch_size=max(1, s.batch_size // 2))
-            if rung == "flow_scale" and m.supports_scale:
-                lower = [f for f in p.flow_scales if f < s.flow_scale]
-                if lower:
-                    return rung, m, s.but(flow_scale=lower[0])
-            if rung == "reduce_resolution" and s.res_scale > p.min_res_scale + 1e-9:
-                return rung, m, s.but(res_scale=max(p.min_res_scale, round(s.res_scale - 0.25, 4)))
-            if rung == "cpu" and on_gpu:
-                # plenty of memory there: give back the quality the GPU rungs traded away
-                return rung, m, s.but(device="cpu", dtype=torch.float32, flow_scale=self.planned.flow_scale,
-                                      res_scale=self.planned.res_scale, batch_size=min(s.batch_size, 2))
-            if rung == "builtin_flow" and m.kind == "rife":
-                return rung, FlowMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=self.planned.res_scale)
-            if rung == "blend" and m.kind != "blend":
-                return rung, BlendMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=1.0)
+            if kind == ErrorKind.DRIVER and on_gpu and rung not in ("cpu", "builtin_flow", "blend"):
+                continue  # the CUDA context may be unusable: leave the GPU
+            hit = self._apply(rung, kind, s, m, on_gpu)
+            if hit is not None:
+                self.pos = i
+                return hit
+        return None
+
+    def _apply(self, rung, kind, s: Settings, m: Method, on_gpu: bool):
+        """(rung, method, settings) if this rung changes something now, else None."""
+        p = self.policy
+        if rung == "retry" and not self.retried and kind != ErrorKind.DRIVER:
+            self.retried = True
+            return rung, m, s
+        if rung == "halve_batch" and s.batch_size > 1:
+            return rung, m, s.but(batch_size=max(1, s.batch_size // 2))
+        if rung == "flow_scale" and m.supports_scale:
+            lower = [f for f in p.flow_scales if f < s.flow_scale]
+            if lower:
+                return rung, m, s.but(flow_scale=lower[0])
+        if rung == "reduce_resolution" and s.res_scale > p.min_res_scale + 1e-9:
+            return rung, m, s.but(res_scale=max(p.min_res_scale, round(s.res_scale - 0.25, 4)))
+        if rung == "cpu" and on_gpu:
+            # plenty of memory there: give back the quality the GPU rungs traded away
+            return rung, m, s.but(device="cpu", dtype=torch.float32, flow_scale=self.planned.flow_scale,
+                                  res_scale=self.planned.res_scale, batch_size=min(s.batch_size, 2))
+        if rung == "builtin_flow" and m.kind == "rife":
+            return rung, FlowMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=self.planned.res_scale)
+        if rung == "blend" and m.kind != "blend":
+            return rung, BlendMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=1.0)
         return None
 
 

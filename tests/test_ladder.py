@@ -1,0 +1,178 @@
+"""Recovery ladder under injected faults (hypothesis over random fault sequences)."""
+import gc
+import os
+
+import psutil
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from engine.errors import Cancelled, InputError
+from engine.ifnet import IFNet
+from engine.ladder import QUALITY_COST, RUNGS, Fault, FaultInjector, LadderExhausted, Policy, run
+from engine.methods import BlendMethod, FlowMethod, RifeMethod
+from engine.runner import Runner, Settings, allocate_output
+from engine.schedule import make_schedule
+from engine.zoo import build_ifnet
+from test_zoo import FAMILIES
+
+N, H, W = 5, 24, 32
+_NET_SD = IFNet(FAMILIES[6]).state_dict()  # a 4-block family with an encoder
+
+
+def rife():
+    torch.manual_seed(0)
+    net = build_ifnet({k: v * 0.2 for k, v in _NET_SD.items()})
+    return RifeMethod(net, "synthetic")
+
+
+FRAMES = torch.rand(N, H, W, 3, generator=torch.Generator().manual_seed(3))
+
+
+def fault_free(method_name, seg_settings, sched):
+    """What the same rung produces with no fault at all."""
+    s = Settings(**{**seg_settings, "dtype": getattr(torch, seg_settings["dtype"])})
+    method = {"RIFE": rife, "built-in": FlowMethod, "linear": BlendMethod}[method_name.split()[0]]()
+    out = allocate_output(sched.n_out, H, W)
+    Runner(method, s).run(FRAMES, sched, out)
+    return out
+
+
+FAULT = st.builds(Fault, task=st.integers(0, 12), kind=st.sampled_from(["oom", "cpu_oom", "driver"]),
+                  attempt=st.sampled_from([0, 0, 1, None]), device=st.sampled_from([None, "cpu"]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(faults=st.lists(FAULT, max_size=5), m=st.integers(2, 4), bs=st.integers(1, 4),
+       floor=st.sampled_from(RUNGS), exhausted=st.sampled_from(["raise", "passthrough"]),
+       rungs=st.lists(st.sampled_from(RUNGS), min_size=1, max_size=7, unique=True))
+def test_random_fault_sequences(faults, m, bs, floor, exhausted, rungs):
+    sched = make_schedule(N, m)
+    out = allocate_output(sched.n_out, H, W).fill_(float("nan"))
+    policy = Policy(rungs=tuple(rungs), quality_floor=floor, on_exhausted=exhausted, max_attempts=8)
+    injector = FaultInjector(faults)
+    seen, events = [], []
+    try:
+        res = run(FRAMES, sched, rife(), Settings(batch_size=bs), out, policy=policy,
+                  progress=lambda d, t: seen.append((d, t)), on_event=events.append, faults=injector)
+    except LadderExhausted as e:
+        assert exhausted == "raise"
+        assert len(e.events) == len(injector.raised)  # every fault is in the history
+        assert e.events[-1]["rung"] == "exhausted"
+        return
+    # exact count, every frame written, source frames bit-exact
+    assert out.shape[0] == sched.n_out and not torch.isnan(out).any()
+    for e in sched:
+        if e.is_source:
+            assert torch.equal(out[e.n], FRAMES[e.i0])
+    # progress monotonic, ends at total
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == sched.n_out
+    # the report lists every fault, and no rung below the floor was used
+    assert len(res.events) == len(injector.raised) == len(events)
+    for ev in res.events:
+        assert ev["rung"] == "exhausted" or QUALITY_COST[ev["rung"]] <= QUALITY_COST[floor]
+        assert ev["rung"] == "exhausted" or ev["rung"] in rungs
+    # each segment's frames equal a fault-free run on the same rung
+    covered = 0
+    for seg in res.segments:
+        ref = fault_free(seg["method"], seg["settings"], sched)
+        sl = slice(seg["start"], seg["stop"])
+        assert (out[sl] - ref[sl]).abs().max() <= 1e-4, seg
+        covered += seg["stop"] - seg["start"]
+    if res.passthrough_frames == 0:
+        assert covered == sched.n_out
+
+
+def test_driver_error_moves_to_cpu_and_resumes_at_failed_task(monkeypatch):
+    # pretend the run started on a GPU (the fault fires before any tensor would move there): a driver
+    # error skips retry/halving/flow-scale/resolution and sends the rest of the run to the CPU
+    sched = make_schedule(N, 2)
+    out = allocate_output(sched.n_out, H, W)
+    method = rife()
+    monkeypatch.setattr(method, "to", lambda device, dtype: method)  # no real CUDA here
+    res = run(FRAMES, sched, method, Settings(device="cuda", batch_size=2), out,
+              faults=[Fault(task=1, kind="driver", device="cuda", attempt=None)])
+    assert res.path == ["cpu"]
+    ev = res.events[0]
+    assert ev["kind"] == "driver" and ev["at"] == 1 and ev["next_settings"]["device"] == "cpu"
+    assert res.segments[-1]["start"] == 1 and res.segments[-1]["settings"]["device"] == "cpu"
+    assert torch.equal(out[0], FRAMES[0])
+
+
+def test_oom_ladder_order_and_quality_floor():
+    sched = make_schedule(N, 2)
+    out = allocate_output(sched.n_out, H, W)
+    faults = [Fault(task=3, kind="oom", attempt=k) for k in range(8)]  # the first 8 tries at task 3 fail
+    res = run(FRAMES, sched, rife(), Settings(batch_size=4), out,
+              policy=Policy(quality_floor="builtin_flow"), faults=faults)
+    assert res.path == ["retry", "halve_batch", "halve_batch", "flow_scale", "flow_scale", "reduce_resolution",
+                        "reduce_resolution", "builtin_flow"]
+    assert res.method_description.startswith("built-in")
+    assert [e["at"] for e in res.events] == [3] * 8  # always resumed at the failed task
+    with pytest.raises(LadderExhausted, match="Frames 0..2 were done"):
+        run(FRAMES, sched, rife(), Settings(batch_size=1), allocate_output(sched.n_out, H, W),
+            policy=Policy(rungs=("retry", "flow_scale"), quality_floor="halve_batch"), faults=faults)
+
+
+def test_passthrough_when_exhausted():
+    sched = make_schedule(N, 3)
+    out = allocate_output(sched.n_out, H, W)
+    res = run(FRAMES, sched, rife(), Settings(batch_size=1), out, policy=Policy(rungs=("retry",), on_exhausted="passthrough"),
+              faults=[Fault(task=4, kind="oom", attempt=None)])
+    assert res.path == ["retry", "passthrough"] and res.passthrough_frames > 0
+    assert torch.equal(out[4], FRAMES[1]) and torch.equal(out[5], FRAMES[2])  # duplicates, nearest source
+
+
+@pytest.mark.parametrize("kind, exc", [("input", InputError), ("interrupt", Cancelled), ("other", ZeroDivisionError)])
+def test_input_errors_interrupts_and_bugs_are_never_retried(kind, exc):
+    sched = make_schedule(N, 2)
+    injector = FaultInjector([Fault(task=3, kind=kind)])
+    with pytest.raises(exc):
+        run(FRAMES, sched, rife(), Settings(batch_size=1), allocate_output(sched.n_out, H, W), faults=injector)
+    assert injector.tries[3] == 1  # one try, no retry
+
+
+def test_comfy_interrupt_is_reraised_at_once():
+    class InterruptProcessingException(Exception):
+        pass
+    sched = make_schedule(N, 2)
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        if len(calls) == 2:
+            raise InterruptProcessingException()
+    with pytest.raises(InterruptProcessingException):
+        run(FRAMES, sched, rife(), Settings(batch_size=1), allocate_output(sched.n_out, H, W), cancel=cancel)
+    assert len(calls) == 2
+
+
+def test_policy_validation():
+    with pytest.raises(InputError):
+        Policy(rungs=("retry", "pray"))
+    with pytest.raises(InputError):
+        Policy(quality_floor="best")
+    with pytest.raises(InputError):
+        Policy(on_exhausted="ignore")
+
+
+def test_repeated_runs_do_not_leak_rss():
+    """20 runs in one process (with faults and fallbacks): RSS grows by at most 50 MB."""
+    from engine.pipeline import interpolate
+    frames = torch.rand(6, 96, 128, 3)
+    method = rife()
+    proc = psutil.Process(os.getpid())
+
+    def once():
+        r = interpolate(frames, method, multiplier=3, faults=[Fault(task=4, kind="oom")], monitor_interval=0.05)
+        assert r.frames.shape[0] == 16 and r.report["path"] == ["retry"]
+    for _ in range(3):  # warm-up: allocator pools, grids, calibration
+        once()
+    gc.collect()
+    before = proc.memory_info().rss
+    for _ in range(20):
+        once()
+    gc.collect()
+    grown = (proc.memory_info().rss - before) / 2**20
+    assert grown <= 50, f"RSS grew by {grown:.1f} MB over 20 runs"
