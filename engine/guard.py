@@ -269,11 +269,11 @@ class AdaptiveBatch:
         bs = settings.batch_size
         if items == bs and seconds > 0:
             self.rate[bs] = items / seconds
-        free = free_memory_bytes(self.device) + self.cal.peak(bs, self.px)  # this batch's memory is back
+        free = free_memory_bytes(self.device)  # measured now, between batches
         fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom  # noqa: E731
         new = bs
         if not fits(bs) and bs > 1:
-            new = bs - 1
+            new = max([b for b in range(1, bs) if fits(b)] or [1])
         elif bs < self.max_batch and fits(bs + 1) and (bs + 1) not in self.rate:
             new = bs + 1  # try one bigger
         elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:

@@ -1,0 +1,130 @@
+"""PerformanceGuard: measured memory model, plans per strategy, RAM pre-flight, adaptive batch."""
+import json
+
+import pytest
+import torch
+
+from engine import guard, resources
+from engine.errors import InputError
+from engine.guard import STRATEGIES, AdaptiveBatch, Calibration, calibrate, measure_peak_bytes, plan
+from engine.ifnet import IFNet
+from engine.methods import FlowMethod, RifeMethod
+from engine.pipeline import format_report, interpolate
+from engine.runner import Settings
+from engine.zoo import build_ifnet
+from test_zoo import FAMILIES
+
+
+def rife(i=10):
+    torch.manual_seed(0)
+    return RifeMethod(build_ifnet({k: v * 0.2 for k, v in IFNet(FAMILIES[i]).state_dict().items()}), f"syn{i}")
+
+
+def test_measure_peak_counts_live_tensors():
+    def fn():
+        a = torch.empty(1_000_000, dtype=torch.float32)  # 4 MB
+        b = torch.empty(500_000, dtype=torch.float32)  # 2 MB, both alive: 6 MB
+        del a
+        c = torch.empty(250_000, dtype=torch.float32)  # a freed: 3 MB live
+        return b, c
+    peak = measure_peak_bytes(fn, "cpu")
+    assert 6_000_000 <= peak < 6_100_000
+
+
+def test_memory_model_predicts_a_bigger_frame():
+    """Calibrated at 128x128, the model predicts the measured peak at 256x384 within 25%."""
+    method = rife()
+    s = Settings(batch_size=1)
+    cal = calibrate(method, s, probe=128)
+    assert cal.bytes_per_item_px > 0 and cal.seconds_per_item_px > 0
+
+    def run(batch):
+        with torch.inference_mode():
+            imgs = torch.rand(batch + 1, 3, 256, 384)
+            st = [method.prepare(imgs[i:i + 1]) for i in range(batch + 1)]
+            return method.interpolate(st[:batch], st[1:], torch.full((batch,), 0.5))
+    for batch in (1, 3):
+        measured = measure_peak_bytes(lambda: run(batch), "cpu")
+        predicted = cal.peak(batch, 256 * 384)
+        assert abs(predicted - measured) / measured < 0.25, (batch, predicted, measured)
+
+
+def test_plan_fits_the_batch_to_free_memory(monkeypatch):
+    method = rife()
+    cal = calibrate(method, Settings())
+    px = 1088 * 1920
+    monkeypatch.setattr(guard, "resolve_device", lambda device, m: "cuda")  # plan as for a GPU
+    monkeypatch.setattr(guard, "calibrate", lambda m, s: cal)
+    for free_items in (1, 3, 6, 40):
+        free = int((cal.peak(free_items, px) + 1) / STRATEGIES["balanced"].headroom)
+        monkeypatch.setattr(guard, "free_memory_bytes", lambda d, f=free: f)
+        p = plan(method, (1080, 1920), 100, strategy="balanced")
+        assert p.settings.batch_size == min(free_items, 8)
+        assert p.predicted_peak_bytes <= free
+    p = plan(method, (1080, 1920), 100, strategy="memory_efficient")
+    assert p.settings.batch_size == 1 and p.settings.dtype == torch.float16
+    p = plan(method, (1080, 1920), 100, strategy="speed_first")
+    assert p.settings.flow_scale == 0.5 and p.settings.batch_size == 16
+    p = plan(method, (1080, 1920), 100, strategy="quality_first")
+    assert p.settings.ensemble and p.settings.dtype == torch.float32 and p.settings.flow_scale == 1.0
+    p = plan(method, (1080, 1920), 100, strategy="balanced", batch_size=3, precision="bf16")
+    assert p.settings.batch_size == 3 and p.settings.dtype == torch.bfloat16
+
+
+def test_strategies_are_distinct_documented_choices():
+    rows = {(s.max_batch_cuda, s.batch_cpu, s.precision_cuda, s.headroom, tuple(s.flow_scale_from.items()),
+             s.ensemble, s.refine, s.adaptive) for s in STRATEGIES.values()}
+    assert len(rows) == len(STRATEGIES) == 5
+    for name in STRATEGIES:
+        assert name in guard.__doc__
+
+
+def test_cpu_plans_and_builtin_methods():
+    assert plan(FlowMethod(), (100, 100), 10).settings.device == "cpu"
+    p = plan(rife(), (144, 176), 19, strategy="balanced", device="cpu")
+    assert p.settings.device == "cpu" and p.settings.dtype == torch.float32 and p.eta_s > 0
+    with pytest.raises(InputError, match="strategy"):
+        plan(rife(), (10, 10), 3, strategy="fastest")
+    with pytest.raises(InputError, match="cuda"):
+        plan(rife(), (10, 10), 3, device="cuda")  # no CUDA in this torch
+    with pytest.raises(InputError, match="batch"):
+        plan(rife(), (10, 10), 3, batch_size=0)
+
+
+def test_output_that_cannot_fit_fails_before_any_work(monkeypatch):
+    monkeypatch.setattr(resources, "available_ram_bytes", lambda: 10 * 2**20)  # 10 MB "free"; the output needs 35 MB
+    frames = torch.rand(20, 120, 160, 3)
+    called = []
+    with pytest.raises(InputError) as info:
+        interpolate(frames, None, multiplier=8, progress=lambda d, t: called.append(d))
+    msg = str(info.value)
+    assert "enough for about 38 frames" in msg  # 8.5 MiB usable / (120 * 160 * 3 * 4 bytes)
+    assert "multiplier" in msg and "engine.cli" in msg
+    assert called == []  # no frame was processed
+
+
+def test_adaptive_batch_grows_then_backs_off_when_memory_drops(monkeypatch):
+    cal = Calibration(fixed_bytes=0, bytes_per_item_px=100.0, seconds_per_item_px=1e-6, probe=(64, 64))
+    px = 10_000  # 1 MB per item
+    free = {"v": 100 * 2**20}
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda d: free["v"])
+    ad = AdaptiveBatch(cal, px, "cuda", 0.8, 8)
+    s = Settings(batch_size=2)
+    assert ad(2, 0.2, s) == 3  # memory allows: try a bigger batch
+    s = s.but(batch_size=3)
+    assert ad(3, 0.2, s) == 4
+    s = s.but(batch_size=4)
+    free["v"] = int(2.6 * 2**20)  # memory suddenly low: two items fit in 80% of it
+    assert ad(4, 0.2, s) == 2
+    assert ad.changes == [(2, 3), (3, 4), (4, 2)]
+
+
+def test_pipeline_report_is_json_and_readable():
+    frames = torch.rand(4, 40, 48, 3)
+    r = interpolate(frames, rife(6), multiplier=3, strategy="adaptive")
+    assert r.frames.shape == (10, 40, 48, 3)
+    rep = r.report
+    json.dumps(rep)
+    assert rep["frames_out"] == 10 and rep["plan"]["strategy"] == "adaptive" and rep["resources"]["samples"] >= 2
+    txt = format_report(rep)
+    assert "4 -> 10 frames" in txt and "RIFE 4.13-4.21" in txt and "peak RAM" in txt
