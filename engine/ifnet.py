@@ -57,20 +57,25 @@ _GRIDS: dict = {}
 
 
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """img(x + flow(x)): bilinear, border padding, align_corners=True. flow [B, 2, H, W] in pixels."""
+    """img(x + flow(x)): bilinear, border padding, align_corners=True. flow [B, 2, H, W] in pixels.
+
+    Sampling positions are computed in fp32 whatever the compute dtype: fp16/bf16 cannot address
+    pixels of a wide frame exactly (bf16 keeps 8 mantissa bits)."""
     b, _, h, w = flow.shape
-    key = (h, w, flow.device, flow.dtype)
+    key = (h, w, flow.device)
     grid = _GRIDS.get(key)
     if grid is None:
         gy, gx = torch.meshgrid(torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=torch.float32),
                                 torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=torch.float32), indexing="ij")
-        grid = torch.stack((gx, gy), dim=-1).to(flow.dtype)[None]
+        grid = torch.stack((gx, gy), dim=-1)[None]
         if len(_GRIDS) > 16:
             _GRIDS.clear()
         _GRIDS[key] = grid
-    norm = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=flow.device, dtype=flow.dtype)
-    g = grid + flow.permute(0, 2, 3, 1) * norm
-    return F.grid_sample(img, g, mode="bilinear", padding_mode="border", align_corners=True)
+    norm = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=flow.device, dtype=torch.float32)
+    g = grid + flow.permute(0, 2, 3, 1).float() * norm
+    if img.dtype == torch.float32:
+        return F.grid_sample(img, g, mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(img.float(), g, mode="bilinear", padding_mode="border", align_corners=True).to(img.dtype)
 
 
 def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:

@@ -50,8 +50,13 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, mult
                 flow_scale: float | None = None, policy: "ladder_mod.Policy | None" = None,
                 progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool | None] | None = None,
                 on_event: Callable[[dict], None] | None = None, model_dirs=(), monitor_interval: float = 0.25,
-                faults=None) -> Result:
-    """Interpolate an IMAGE batch [N, H, W, 3] (float in [0, 1]); returns a Result (CPU float32 frames)."""
+                faults=None, on_plan: Callable[[dict], None] | None = None) -> Result:
+    """Interpolate an IMAGE batch [N, H, W, 3] (float in [0, 1]); returns a Result (CPU float32 frames).
+
+    on_plan(dict), if given, is called once before any frame is produced, with the guard's plan
+    (plan=Plan.as_dict(), method=description, frames_in, frames_out, cuts) so a caller can show the
+    chosen device, precision and batch while the run goes on.
+    """
     t0 = time.perf_counter()
     validate_frames(frames)
     if flow_scale is not None and not 0.25 <= float(flow_scale) <= 4:
@@ -65,6 +70,9 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, mult
     plan = guard_mod.plan(method, (h, w), n_out, strategy=strategy, device=device, precision=precision,
                           batch_size=batch_size, flow_scale=flow_scale)
     policy = policy or ladder_mod.Policy()
+    if on_plan is not None:
+        on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=int(frames.shape[0]),
+                     frames_out=n_out, cuts=list(cuts)))
     out = allocate_output(n_out, h, w, pin=plan.settings.device.startswith("cuda"))
     with ResourceMonitor(interval=monitor_interval) as mon:
         run = ladder_mod.run(frames, sched, method, plan.settings, out, policy=policy, progress=progress,
