@@ -10,14 +10,16 @@ Peak memory is measured, not guessed: on CUDA by the allocator's own peak counte
 counting the bytes of live tensors while the probe runs (a TorchDispatchMode over every op).
 
 Strategies (each a fixed, documented set of choices; see STRATEGIES):
-  speed_first       biggest batch that fits 90% of free memory (CPU: 2), fp16 on CUDA, flow scale 0.5
-                    from 1080p up, no ensemble.
+  speed_first       flow scale 0.5 at every size (the flow network runs at half resolution: about 2x
+                    faster, a little softer), biggest batch that fits 90% of free memory (CPU: 2),
+                    fp16 on CUDA, fp32 on CPU, no ensemble.
   quality_first     fp32, flow scale 1, test-time ensemble (frames swapped with t -> 1 - t; flows
                     averaged inside the net where the family allows, outputs averaged otherwise),
-                    the 4.0-family refinement network when present; batch within 80%.
-  balanced          fp16 on CUDA, flow scale 1 (0.5 from 1440p), batch within 80%, up to 8.
-  memory_efficient  batch 1, fp16 on CUDA, bf16 activations nowhere (CPU stays fp32), at most 50% of
-                    free memory; the lowest peak.
+                    the 4.0-family refinement network when present; batch within 80% (CPU: 1).
+  balanced          flow scale 1 (0.5 from 1440p), fp16 on CUDA, fp32 on CPU, batch within 80% of
+                    free memory up to 8 (CPU: 1).
+  memory_efficient  batch 1, half-precision activations (fp16 on CUDA, bf16 on CPU: half the peak),
+                    at most 50% of free memory; the lowest peak.
   adaptive          starts as balanced, then after every batch raises or lowers the batch from the
                     measured free memory and throughput.
 """
@@ -47,6 +49,7 @@ class Strategy:
     batch_cpu: int
     precision_cuda: str
     headroom: float  # share of free memory a batch may use
+    precision_cpu: str = "fp32"
     flow_scale_from: dict = field(default_factory=dict)  # min frame height -> flow scale
     ensemble: bool = False
     refine: bool = False
@@ -61,11 +64,11 @@ class Strategy:
 
 
 STRATEGIES = {
-    "speed_first": Strategy("speed_first", 16, 2, "fp16", 0.90, {1080: 0.5}),
+    "speed_first": Strategy("speed_first", 16, 2, "fp16", 0.90, flow_scale_from={0: 0.5}),
     "quality_first": Strategy("quality_first", 4, 1, "fp32", 0.80, ensemble=True, refine=True),
-    "balanced": Strategy("balanced", 8, 2, "fp16", 0.80, {1440: 0.5}),
-    "memory_efficient": Strategy("memory_efficient", 1, 1, "fp16", 0.50),
-    "adaptive": Strategy("adaptive", 16, 2, "fp16", 0.80, {1440: 0.5}, adaptive=True),
+    "balanced": Strategy("balanced", 8, 1, "fp16", 0.80, flow_scale_from={1440: 0.5}),
+    "memory_efficient": Strategy("memory_efficient", 1, 1, "fp16", 0.50, precision_cpu="bf16"),
+    "adaptive": Strategy("adaptive", 16, 1, "fp16", 0.80, flow_scale_from={1440: 0.5}, adaptive=True),
 }
 
 
@@ -221,7 +224,7 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
     st = STRATEGIES[strategy]
     dev = resolve_device(device, method)
     on_cuda = dev.startswith("cuda")
-    prec = precision if precision and precision != "auto" else (st.precision_cuda if on_cuda else "fp32")
+    prec = precision if precision and precision != "auto" else (st.precision_cuda if on_cuda else st.precision_cpu)
     dtype = resolve_dtype(prec, dev) if method.kind == "rife" else torch.float32
     h, w = size
     fs = float(flow_scale) if flow_scale is not None else st.flow_scale_for(h)

@@ -65,6 +65,8 @@ def test_plan_fits_the_batch_to_free_memory(monkeypatch):
     assert p.settings.batch_size == 1 and p.settings.dtype == torch.float16
     p = plan(method, (1080, 1920), 100, strategy="speed_first")
     assert p.settings.flow_scale == 0.5 and p.settings.batch_size == 16
+    p = plan(method, (1080, 1920), 100, strategy="balanced")
+    assert p.settings.flow_scale == 1.0 and p.settings.dtype == torch.float16
     p = plan(method, (1080, 1920), 100, strategy="quality_first")
     assert p.settings.ensemble and p.settings.dtype == torch.float32 and p.settings.flow_scale == 1.0
     p = plan(method, (1080, 1920), 100, strategy="balanced", batch_size=3, precision="bf16")
@@ -72,7 +74,7 @@ def test_plan_fits_the_batch_to_free_memory(monkeypatch):
 
 
 def test_strategies_are_distinct_documented_choices():
-    rows = {(s.max_batch_cuda, s.batch_cpu, s.precision_cuda, s.headroom, tuple(s.flow_scale_from.items()),
+    rows = {(s.max_batch_cuda, s.batch_cpu, s.precision_cuda, s.precision_cpu, s.headroom, tuple(s.flow_scale_from.items()),
              s.ensemble, s.refine, s.adaptive) for s in STRATEGIES.values()}
     assert len(rows) == len(STRATEGIES) == 5
     for name in STRATEGIES:
@@ -83,6 +85,8 @@ def test_cpu_plans_and_builtin_methods():
     assert plan(FlowMethod(), (100, 100), 10).settings.device == "cpu"
     p = plan(rife(), (144, 176), 19, strategy="balanced", device="cpu")
     assert p.settings.device == "cpu" and p.settings.dtype == torch.float32 and p.eta_s > 0
+    p = plan(rife(), (144, 176), 19, strategy="memory_efficient", device="cpu")
+    assert p.settings.dtype == torch.bfloat16 and p.settings.batch_size == 1
     with pytest.raises(InputError, match="strategy"):
         plan(rife(), (10, 10), 3, strategy="fastest")
     with pytest.raises(InputError, match="cuda"):
