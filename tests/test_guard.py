@@ -132,3 +132,15 @@ def test_pipeline_report_is_json_and_readable():
     assert rep["frames_out"] == 10 and rep["plan"]["strategy"] == "adaptive" and rep["resources"]["samples"] >= 2
     txt = format_report(rep)
     assert "4 -> 10 frames" in txt and "RIFE 4.13-4.21" in txt and "peak RAM" in txt
+
+
+@pytest.mark.parametrize("bf16_faster", [True, False])
+def test_speed_first_on_cpu_takes_the_precision_measured_faster(monkeypatch, bf16_faster):
+    def fake(method, settings, probe=128):
+        fast = (settings.dtype == torch.bfloat16) == bf16_faster
+        return Calibration(0, 10.0, 1e-8 if fast else 2e-8, (128, 128))
+    monkeypatch.setattr(guard, "calibrate", fake)
+    p = plan(rife(), (256, 448), 10, strategy="speed_first", device="cpu")
+    assert p.settings.dtype == (torch.bfloat16 if bf16_faster else torch.float32)
+    assert p.settings.batch_size == 2 and p.settings.flow_scale == 1.0  # below 720p: full flow scale
+    assert plan(rife(), (720, 1280), 10, strategy="speed_first", device="cpu").settings.flow_scale == 0.5
