@@ -73,7 +73,7 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, mult
     if on_plan is not None:
         on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=int(frames.shape[0]),
                      frames_out=n_out, cuts=list(cuts)))
-    out = allocate_output(n_out, h, w, pin=plan.settings.device.startswith("cuda"))
+    out = allocate_output(n_out, h, w)
     with ResourceMonitor(interval=monitor_interval) as mon:
         run = ladder_mod.run(frames, sched, method, plan.settings, out, policy=policy, progress=progress,
                              cancel=cancel, on_event=on_event, adapt=plan.adapt, faults=faults)

