@@ -71,7 +71,7 @@ class LadderExhausted(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- fault injection
-_FAULTS = {
+FAULT_KINDS = {
     "oom": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected fault)"),
     "cpu_oom": lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 "
                                     "bytes (injected fault)"),
@@ -109,7 +109,7 @@ class FaultInjector:
                 if f.task == n and (f.attempt is None or f.attempt == k) and \
                         (f.device is None or str(settings.device).startswith(f.device)):
                     self.raised.append((n, f.kind))
-                    raise _FAULTS[f.kind]()
+                    raise FAULT_KINDS[f.kind]()
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -110,7 +110,7 @@ def format_report(report: dict) -> str:
     ]
     if res:
         peak = res.get("peak_rss_bytes")
-        vram = res.get("peak_vram_bytes") or res.get("torch_peak_allocated_bytes")
+        vram = res.get("peak_vram_used_bytes") or res.get("torch_peak_allocated_bytes")
         lines.append("peak RAM " + (f"{peak / 2**30:.2f} GiB" if peak else "?")
                      + (f", peak VRAM {vram / 2**30:.2f} GiB" if vram else ""))
     for ev in report.get("fallbacks", []):

@@ -15,12 +15,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 logging.getLogger("engine").setLevel(logging.INFO)
 
 
-def shared_dir() -> Path | None:
-    """../shared beside the checkout (CI and developer machines), or $VE_SHARED."""
-    for cand in (os.environ.get("VE_SHARED"), ROOT.parent / "shared"):
-        if cand and (Path(cand) / "bench" / "data").is_dir():
-            return Path(cand)
-    return None
+from shared import shared_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

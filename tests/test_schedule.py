@@ -120,7 +120,7 @@ def test_scene_cuts_detected_on_real_cut():
 def test_real_footage_cuts(real_clip):
     """Single shots (slow talking head, CG film) have no cut; a splice of two real clips has one."""
     import cv2
-    from conftest import shared_dir
+    from shared import shared_dir
     with np.load(shared_dir() / "bench" / "data" / "carphone.npz") as z:
         phone = z["frames"][:40]
     assert detect_cuts(phone, 0.3) == []

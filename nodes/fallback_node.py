@@ -1,0 +1,86 @@
+"""FallbackSwitch: which recovery steps VideoInterpolate may take when memory or the driver fails."""
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..engine.ladder import ON_EXHAUSTED, RUNGS, Policy
+from .types import CATEGORY, FallbackSocket, schema_extras
+
+RUNG_HELP = {
+    "retry": "retry the failed batch once (after freeing memory)",
+    "halve_batch": "halve the batch size, down to 1",
+    "flow_scale": "lower RIFE's flow scale (0.5, then 0.25): less memory, coarser motion",
+    "reduce_resolution": "interpolate at a lower resolution (down to min_res_scale) and resize the result back",
+    "cpu": "move to the CPU (slow, but plenty of memory)",
+    "builtin_flow": "switch from RIFE to the built-in optical flow",
+    "blend": "switch to a plain cross-fade (cannot fail)",
+}
+
+
+def describe_policy(policy: Policy) -> str:
+    allowed = [r for r in RUNGS if policy.allows(r)]
+    below_floor = [r for r in policy.rungs if r in RUNGS and not policy.allows(r)]
+    off = [r for r in RUNGS if r not in policy.rungs]
+    lines = ["On an out-of-memory or GPU driver error the run continues from the frame that failed, "
+             "trying in order:"]
+    if allowed:
+        lines += [f"  {i}. {r}: {RUNG_HELP[r]}" for i, r in enumerate(allowed, 1)]
+    else:
+        lines.append("  (no recovery step allowed)")
+    if off:
+        lines.append("switched off: " + ", ".join(off))
+    if below_floor:
+        lines.append(f"below the quality floor '{policy.quality_floor}', never used: " + ", ".join(below_floor))
+    lines.append(f"at most {policy.max_attempts} recovery attempt(s); a driver error skips to the CPU")
+    lines.append("when every allowed step has failed: "
+                 + ("stop with an error that lists what was tried" if policy.on_exhausted == "raise"
+                    else "pass the remaining frames through as duplicates and say so in the report"))
+    return "\n".join(lines)
+
+
+class FallbackSwitch(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        rung_inputs = [
+            io.Boolean.Input(r, default=True, tooltip=f"Allow this recovery step: {RUNG_HELP[r]}.")
+            for r in RUNGS
+        ]
+        return io.Schema(
+            node_id="FallbackSwitch",
+            display_name="Fallback Switch (Video Engine)",
+            category=CATEGORY,
+            description=("Sets what VideoInterpolate does when it runs out of memory or the GPU driver fails: which "
+                         "recovery steps it may take (in the order listed), how many attempts, the lowest quality "
+                         "it may fall to, and whether to stop or pass frames through when nothing helps. Wire its "
+                         "output into VideoInterpolate's 'fallback' input."),
+            inputs=rung_inputs + [
+                io.Int.Input("max_attempts", default=12, min=0, max=100, step=1,
+                             tooltip="Most recovery attempts in one run (0 = never recover)."),
+                io.Combo.Input("quality_floor", options=list(RUNGS), default="blend",
+                               tooltip="The lowest-quality step that may be used; steps that cost more quality "
+                                       "are skipped. Cost order: retry, halve_batch, cpu (none) < flow_scale < "
+                                       "reduce_resolution < builtin_flow < blend."),
+                io.Combo.Input("on_exhausted", options=list(ON_EXHAUSTED), default="raise",
+                               tooltip="raise: stop with an error listing what was tried. passthrough: fill the "
+                                       "remaining frames with duplicates of the source frames and warn in the report."),
+                io.Float.Input("min_res_scale", default=0.5, min=0.1, max=1.0, step=0.05,
+                               tooltip="The smallest resolution factor reduce_resolution may go down to."),
+            ],
+            outputs=[
+                FallbackSocket.Output("fallback", display_name="fallback",
+                                      tooltip="Connect to VideoInterpolate's fallback input."),
+                io.String.Output("description", display_name="description",
+                                 tooltip="The recovery policy in words."),
+            ],
+            **schema_extras(["oom", "out of memory", "fallback", "recovery", "retry", "cpu fallback", "vfi"]),
+        )
+
+    @classmethod
+    def execute(cls, retry, halve_batch, flow_scale, reduce_resolution, cpu, builtin_flow, blend, max_attempts,
+                quality_floor, on_exhausted, min_res_scale) -> io.NodeOutput:
+        enabled = dict(retry=retry, halve_batch=halve_batch, flow_scale=flow_scale,
+                       reduce_resolution=reduce_resolution, cpu=cpu, builtin_flow=builtin_flow, blend=blend)
+        policy = Policy(rungs=tuple(r for r in RUNGS if enabled[r]), max_attempts=int(max_attempts),
+                        quality_floor=quality_floor, on_exhausted=on_exhausted, min_res_scale=float(min_res_scale))
+        return io.NodeOutput(policy, describe_policy(policy))
+

@@ -1,0 +1,133 @@
+"""PerformanceGuard: how VideoInterpolate should use the machine (strategy, device, batch, flow scale)."""
+from __future__ import annotations
+
+import logging
+
+import comfy.model_management as mm
+from comfy_api.latest import io
+
+from ..engine.guard import STRATEGIES
+from ..engine.resources import snapshot
+from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, GuardSocket, schema_extras
+
+log = logging.getLogger(__name__)
+
+DEVICES = ["auto", "cpu", "cuda"]
+GIB = 1024 ** 3
+
+
+def comfy_device(requested: str) -> str:
+    """The engine device for a PerformanceGuard device choice; "auto" follows ComfyUI's own device
+    (so --cpu is honoured), and only CUDA or CPU are used."""
+    requested = (requested or "auto").lower()
+    if requested != "auto":
+        return requested
+    dev = mm.get_torch_device()
+    if getattr(dev, "type", str(dev)) == "cuda":
+        return f"cuda:{dev.index or 0}"
+    return "cpu"
+
+
+def _cpu_precision(st) -> str:
+    prec = getattr(st, "precision_cpu", "fp32")
+    return "fp32 or bf16, whichever measures faster" if prec == "fastest" else prec
+
+
+def describe_strategy(name: str) -> str:
+    st = STRATEGIES[name]
+    scales = ", ".join(f"{s:g} from {h}p up" for h, s in sorted(st.flow_scale_from.items()))
+    parts = [
+        f"batch up to {st.max_batch_cuda} on CUDA, {st.batch_cpu} on the CPU, within {st.headroom:.0%} of free memory"
+        + (" (re-sized after every batch from measured memory and speed)" if st.adaptive else ""),
+        f"{st.precision_cuda} on CUDA, {_cpu_precision(st)} on the CPU (RIFE; the other methods are always fp32)",
+        "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
+        "test-time ensemble on" if st.ensemble else "no ensemble",
+    ]
+    if st.refine:
+        parts.append("refinement network where the model has one")
+    return f"strategy {name}: " + "; ".join(parts)
+
+
+def describe_snapshot(snap: dict) -> str:
+    line = (f"now: CPU {snap.get('cpu_percent', 0):.0f}%, RAM {snap['ram_available_bytes'] / GIB:.1f} GiB free of "
+            f"{snap['ram_total_bytes'] / GIB:.1f} GiB, ComfyUI process {snap['rss_bytes'] / GIB:.2f} GiB")
+    for g in snap.get("gpus", []):
+        line += (f"; GPU {g['index']}: {g['vram_used_bytes'] / GIB:.1f} of {g['vram_total_bytes'] / GIB:.1f} GiB VRAM used"
+                 + (f", {g['util_percent']:.0f}% busy" if g.get("util_percent") is not None else "")
+                 + (f", {g['temp_c']:.0f} C" if g.get("temp_c") is not None else ""))
+    if "gpus" not in snap and snap.get("gpu_error"):
+        line += f"; no GPU stats ({snap['gpu_error']})"
+    return line
+
+
+def guard_report(settings: GuardSettings) -> str:
+    try:
+        resolved = comfy_device(settings.device)
+    except Exception as e:  # noqa: BLE001 - a report must not fail
+        resolved = f"? ({e})"
+    lines = [
+        describe_strategy(settings.strategy),
+        f"device {settings.device}" + (f" -> {resolved} (ComfyUI's device)" if settings.device == "auto" else "")
+        + "; the built-in flow and blend methods always run on the CPU",
+        f"batch size {settings.batch_size or 'auto (strategy)'}, flow scale {settings.flow_scale or 'auto (strategy)'}, "
+        f"resource sampling every {settings.monitor_interval:g} s",
+        describe_snapshot(snapshot()),
+    ]
+    return "\n".join(lines)
+
+
+class PerformanceGuard(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PerformanceGuard",
+            display_name="Performance Guard (Video Engine)",
+            category=CATEGORY,
+            description=("Chooses how VideoInterpolate uses this machine: a strategy (speed, quality, balance, "
+                         "lowest memory, or adaptive), the device, the batch size and RIFE's flow scale. Wire its "
+                         "output into VideoInterpolate's 'guard' input. The report shows the choices and the "
+                         "machine's free memory when the node ran."),
+            inputs=[
+                io.Combo.Input("strategy", options=list(STRATEGIES), default="balanced",
+                               tooltip="speed_first: biggest batch that fits, half precision, coarser flow from "
+                                       "720p. quality_first: fp32, test-time ensemble. balanced: fp16 on CUDA, batch "
+                                       "up to 8. memory_efficient: batch 1, the lowest peak memory. adaptive: re-sizes "
+                                       "the batch while it runs. The report lists the exact choices."),
+                io.Combo.Input("device", options=DEVICES, default="auto",
+                               tooltip="auto follows ComfyUI's device (CPU when ComfyUI runs with --cpu). "
+                                       "The built-in flow and blend methods always run on the CPU."),
+                io.Int.Input("batch_size", default=0, min=0, max=256, step=1,
+                             tooltip="Frames generated per forward pass. 0 = let the strategy pick it from the "
+                                     "measured memory use."),
+                io.Float.Input("flow_scale", default=0.0, min=0.0, max=4.0, step=0.05,
+                               tooltip="RIFE flow resolution: 0 = auto (strategy), else 0.25 to 4. Lower uses less "
+                                       "memory and suits big motion at high resolution; 1 is full resolution."),
+                io.Float.Input("monitor_interval", default=0.25, min=0.05, max=10.0, step=0.05,
+                               tooltip="Seconds between resource samples (RAM, CPU, VRAM) during a run; they make "
+                                       "VideoInterpolate's resource_plot."),
+            ],
+            outputs=[
+                GuardSocket.Output("guard", display_name="guard",
+                                   tooltip="Connect to VideoInterpolate's guard input."),
+                io.String.Output("report", display_name="report",
+                                 tooltip="The strategy's choices and a snapshot of free memory when this node ran."),
+            ],
+            **schema_extras(["performance", "vram", "memory", "batch size", "oom", "rife", "vfi"]),
+        )
+
+    @classmethod
+    def validate_inputs(cls, flow_scale=None):
+        if flow_scale is not None and flow_scale != 0 and not 0.25 <= float(flow_scale) <= 4:
+            return f"flow_scale must be 0 (auto) or between 0.25 and 4, got {flow_scale}"
+        return True
+
+    @classmethod
+    def execute(cls, strategy, device, batch_size, flow_scale, monitor_interval) -> io.NodeOutput:
+        if flow_scale and not 0.25 <= float(flow_scale) <= 4:
+            raise ValueError(f"flow_scale must be 0 (auto) or between 0.25 and 4, got {flow_scale}")
+        settings = GuardSettings(strategy=strategy, device=device, batch_size=int(batch_size) or None,
+                                 flow_scale=float(flow_scale) or None, monitor_interval=float(monitor_interval))
+        return io.NodeOutput(settings, guard_report(settings))
+
+
+__all__ = ["PerformanceGuard", "comfy_device", "guard_report", "describe_strategy", "SEARCH_ALIASES"]

@@ -1,0 +1,207 @@
+"""VideoInterpolate: the node that runs engine.pipeline.interpolate inside ComfyUI."""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import traceback
+
+import comfy.model_management as mm
+import comfy.utils
+import torch
+from comfy_api.latest import io
+
+from ..engine.ladder import FAULT_KINDS, Fault
+from ..engine.pipeline import format_report, interpolate
+from ..engine.resources import render_timeline_png
+from . import model_cache, model_folder
+from .guard_node import comfy_device
+from .status import StatusReporter
+from .types import CATEGORY, SEARCH_ALIASES, FallbackSocket, GuardSettings, GuardSocket, schema_extras
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+PBAR_MIN_INTERVAL = 0.1  # seconds between ProgressBar updates (the last one is always sent)
+DRILL_KEY = "video_engine_faults"  # extra_pnginfo key: injected failures for drills and tests
+
+
+def model_choices() -> list[str]:
+    return list(model_cache.BUILTIN_CHOICES) + [m for m in model_folder.list_models()
+                                                 if m not in model_cache.BUILTIN_CHOICES]
+
+
+def _send_status(event: str, payload: dict) -> None:
+    from server import PromptServer  # ComfyUI's server module
+
+    inst = getattr(PromptServer, "instance", None)
+    if inst is not None:
+        inst.send_sync(event, payload, getattr(inst, "client_id", None))
+
+
+def drill_faults(extra_pnginfo) -> list | None:
+    """Failures to inject, for drills and tests of the recovery path (never set by the UI):
+    extra_data = {"extra_pnginfo": {"video_engine_faults": [{"task": 3, "kind": "oom", "attempt": 0}]}}
+    raises an out-of-memory error when output frame 3 is first computed (engine.ladder.Fault)."""
+    spec = extra_pnginfo.get(DRILL_KEY) if isinstance(extra_pnginfo, dict) else None
+    if not spec:
+        return None
+    faults = []
+    for f in spec:
+        if not isinstance(f, dict) or f.get("kind", "oom") not in FAULT_KINDS or not isinstance(f.get("task"), int):
+            raise ValueError(f"bad {DRILL_KEY} entry {f!r}: need {{task: int, kind: one of {sorted(FAULT_KINDS)}, "
+                             "attempt: int or null, device: 'cpu'|'cuda'|null}")
+        faults.append(Fault(task=f["task"], kind=f.get("kind", "oom"), attempt=f.get("attempt", 0),
+                            device=f.get("device")))
+    log.warning("Video Engine: drill, injecting %d fault(s): %s", len(faults), faults)
+    return faults
+
+
+def _executing():
+    try:
+        from comfy_execution.utils import get_executing_context
+        return get_executing_context()
+    except ImportError:  # pragma: no cover - older cores
+        return None
+
+
+class VideoInterpolate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="VideoInterpolate",
+            display_name="Video Interpolate (Video Engine)",
+            category=CATEGORY,
+            description=("Makes in-between frames for a batch of images (a video's frames or keyframes): multiply "
+                         "the frame count, or convert to any target frame rate (e.g. 24 -> 60 fps). Uses RIFE "
+                         "weights from models/frame_interpolation, or the built-in optical flow (no download). Scene "
+                         "cuts are never morphed. Out of memory? It steps down (smaller batch, coarser flow, lower "
+                         "resolution, CPU...) instead of failing; see FallbackSwitch. Also known as: RIFE, VFI, "
+                         "frame interpolation, slow motion, fps conversion."),
+            inputs=[
+                io.Image.Input("images", tooltip="The frames, in order (e.g. GetVideoComponents' images, or a "
+                                                 "batch of keyframes)."),
+                io.Combo.Input("model", options=model_choices(), default="builtin-flow",
+                               tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
+                                       "Other entries: RIFE weights (.safetensors, .pth, .pkl) found in "
+                                       "models/frame_interpolation."),
+                io.Int.Input("multiplier", default=2, min=1, max=16, step=1,
+                             tooltip="Output frames per input frame: N frames become N + (m-1)(N-1). Ignored when "
+                                     "target_fps is set."),
+                io.Float.Input("target_fps", default=0.0, min=0.0, max=1000.0, step=0.001,
+                               tooltip="Convert to this frame rate (any value, e.g. 59.94); 0 = use the multiplier. "
+                                       "Needs the right source_fps."),
+                io.Float.Input("source_fps", default=24.0, min=0.001, max=1000.0, step=0.001,
+                               tooltip="Frame rate of the input frames. Wire it from GetVideoComponents' fps output. "
+                                       "Used for target_fps and for the fps output."),
+                io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
+                               tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
+                                       "not morphed. 0 = off; lower finds more cuts."),
+                io.Combo.Input("precision", options=PRECISIONS, default="auto",
+                               tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
+                                       "fp32 on the CPU). The output is always fp32."),
+                GuardSocket.Input("guard", optional=True,
+                                  tooltip="Optional PerformanceGuard: strategy, device, batch size, flow scale. "
+                                          "Unconnected = balanced, auto device."),
+                FallbackSocket.Input("fallback", optional=True,
+                                     tooltip="Optional FallbackSwitch: which recovery steps are allowed when memory "
+                                             "runs out. Unconnected = every step, then an error."),
+            ],
+            outputs=[
+                io.Image.Output("interpolated", display_name="images", tooltip="The interpolated frames."),
+                io.Float.Output("fps", display_name="fps",
+                                tooltip="Frame rate of the output: target_fps, or source_fps x multiplier. Wire it "
+                                        "into CreateVideo's or Video Combine's frame rate."),
+                io.String.Output("report", display_name="report",
+                                 tooltip="What ran: method, device, precision, batch, fallbacks taken, scene cuts, "
+                                         "time and peak memory."),
+                io.Image.Output("resource_plot", display_name="resource_plot",
+                                tooltip="RAM, VRAM and CPU use over the run, as an image."),
+            ],
+            hidden=[io.Hidden.unique_id, io.Hidden.extra_pnginfo],
+            **schema_extras(SEARCH_ALIASES),
+        )
+
+    @classmethod
+    def validate_inputs(cls, model=None):
+        # Checked here (not by the combo list) so the message names the folder and the file.
+        if model is None or model in model_cache.BUILTIN_CHOICES:
+            return True
+        if model_folder.full_path(model) is None:
+            return model_folder.missing_message(model)
+        return True
+
+    @classmethod
+    def _node_id(cls) -> str | None:
+        hidden = getattr(cls, "hidden", None)
+        uid = getattr(hidden, "unique_id", None) if hidden is not None else None
+        if uid is None:
+            ctx = _executing()
+            uid = getattr(ctx, "node_id", None)
+        return None if uid is None else str(uid)
+
+    @classmethod
+    def execute(cls, images, model, multiplier, target_fps, source_fps, scene_cut_threshold, precision,
+                guard=None, fallback=None) -> io.NodeOutput:
+        node_id = cls._node_id()
+        ctx = _executing()
+        status = StatusReporter(node_id, _send_status, prompt_id=getattr(ctx, "prompt_id", None))
+        pbar = comfy.utils.ProgressBar(1, node_id=node_id)
+        last_pbar = [0.0]
+
+        def on_plan(info):
+            status.start(info)
+            pbar.update_absolute(0, max(1, info.get("frames_out") or 1))
+
+        def on_progress(done, total):
+            status.progress(done, total)
+            now = time.monotonic()
+            if done >= total or now - last_pbar[0] >= PBAR_MIN_INTERVAL:
+                last_pbar[0] = now
+                pbar.update_absolute(done, total)  # also ComfyUI's cancel point
+
+        settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
+        result = None
+        try:
+            if target_fps is not None and target_fps < 0:
+                raise ValueError(f"target_fps must be 0 (use the multiplier) or a positive frame rate, got {target_fps}")
+            if source_fps is None or source_fps <= 0:
+                raise ValueError(f"source_fps must be a positive frame rate, got {source_fps}")
+            if images.shape[-1] > 3:
+                images = images[..., :3]
+            if images.device.type != "cpu":
+                images = images.cpu()
+            loaded = model_cache.get(model)
+            device = comfy_device(settings.device)
+            model_cache.prepare_for_run(loaded, device)
+            dst = float(target_fps) if target_fps and target_fps > 0 else None
+            result = interpolate(
+                images, loaded.method, multiplier=int(multiplier), src_fps=float(source_fps), dst_fps=dst,
+                cut_threshold=float(scene_cut_threshold), strategy=settings.strategy, device=device,
+                precision=precision, batch_size=settings.batch_size, flow_scale=settings.flow_scale,
+                policy=fallback, progress=on_progress, cancel=mm.throw_exception_if_processing_interrupted,
+                on_event=status.fallback, on_plan=on_plan, monitor_interval=settings.monitor_interval,
+                faults=drill_faults(getattr(getattr(cls, "hidden", None), "extra_pnginfo", None)))
+        except BaseException as e:
+            interrupted = isinstance(e, mm.InterruptProcessingException)
+            status.error("interrupted" if interrupted else f"{type(e).__name__}: {e}")
+            if not interrupted:
+                log.warning("Video Engine: node %s failed: %s", node_id, e)
+            # The traceback keeps the finished engine frames, and with them the output buffer and the
+            # cached frames, alive for as long as ComfyUI holds the exception: drop their locals now.
+            traceback.clear_frames(e.__traceback__)
+            raise
+        finally:
+            gc.collect()
+            mm.soft_empty_cache()
+
+        report = result.report
+        text = format_report(report)
+        status.finish(report, text)
+        if result.fps is not None:
+            fps_out = float(result.fps)
+        else:
+            fps_out = float(target_fps) if dst else float(source_fps) * int(multiplier)
+        plot = torch.from_numpy(render_timeline_png(report.get("timeline", []))).float().div_(255.0).unsqueeze(0)
+        log.info("Video Engine: %s", text.replace("\n", " | "))
+        return io.NodeOutput(result.frames, fps_out, text, plot)

@@ -1,0 +1,100 @@
+"""Load each weights file once; hand its network to ComfyUI's memory manager.
+
+A RIFE checkpoint is read, checked and built by the engine (engine.methods.load_method) the first
+time it is used and kept, keyed by (path, mtime, size): a changed file is read again. Its network is
+wrapped in a ComfyUI ModelPatcher, so `model_management.load_model_gpu` can account for it and
+offload it when other models need the memory; the engine's RifeMethod.to() reads where the weights
+really are before every run.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import comfy.model_patcher
+
+from ..engine.methods import BLEND, BUILTIN_FLOW, Method, load_method
+from ..engine.zoo import CheckpointError
+from . import model_folder
+
+log = logging.getLogger(__name__)
+
+BUILTIN_CHOICES = (BUILTIN_FLOW, BLEND)
+
+
+class ModelFileError(RuntimeError):
+    """A missing or unreadable weights file; the message names the folder and the file."""
+
+
+@dataclass
+class LoadedModel:
+    method: Method
+    path: str | None = None
+    patcher: object | None = None  # comfy.model_patcher.ModelPatcher for RIFE nets
+    key: tuple | None = None
+
+
+_cache: dict[str, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def _file_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+
+
+def get(name: str) -> LoadedModel:
+    """The method for a model combo value: a built-in name or a file in the model folder."""
+    if name in BUILTIN_CHOICES:
+        return LoadedModel(load_method(name))  # cheap, and per-run state stays per run
+    path = model_folder.full_path(name)
+    if path is None:
+        raise ModelFileError(model_folder.missing_message(name))
+    try:
+        key = _file_key(path)
+    except OSError as e:
+        raise ModelFileError(f"Video Engine: cannot read model file '{name}' in the "
+                             f"'{model_folder.FOLDER}' folder ({path}): {e.strerror}") from None
+    with _lock:
+        hit = _cache.get(path)
+        if hit is not None and hit.key == key:
+            return hit
+        try:
+            method = load_method(path)
+        except CheckpointError as e:
+            raise ModelFileError(f"Video Engine: cannot use model file '{name}' from the "
+                                 f"'{model_folder.FOLDER}' folder ({os.path.dirname(path)}): {e}") from None
+        except Exception as e:  # noqa: BLE001 - whatever a damaged file raises, name the file
+            raise ModelFileError(f"Video Engine: cannot read model file '{name}' in the "
+                                 f"'{model_folder.FOLDER}' folder ({path}): {type(e).__name__}: {e}") from None
+        patcher = None
+        net = getattr(method, "net", None)
+        if net is not None:
+            patcher = comfy.model_patcher.ModelPatcher(net, load_device=mm.get_torch_device(),
+                                                       offload_device=mm.unet_offload_device())
+        loaded = LoadedModel(method, path, patcher, key)
+        _cache[path] = loaded  # replaces (and frees) an older version of the same file
+        log.info("Video Engine: loaded %s from %s", method.describe(), path)
+        return loaded
+
+
+def prepare_for_run(loaded: LoadedModel, device: str) -> None:
+    """Let ComfyUI load (and account for) the net when it runs on ComfyUI's own device."""
+    if loaded.patcher is None:
+        return
+    if str(loaded.patcher.load_device).split(":")[0] == str(device).split(":")[0]:
+        # What load_model_gpu does, but never a partial (lowvram) load: the net is small, and the
+        # engine needs all of its weights on one device. ComfyUI frees other models to make room.
+        if "force_full_load" in inspect.signature(mm.load_models_gpu).parameters:
+            mm.load_models_gpu([loaded.patcher], force_full_load=True)
+        else:
+            mm.load_model_gpu(loaded.patcher)
+
+
+def clear() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,35 @@
+"""Socket types and shared names of the Video Engine nodes."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from comfy_api.latest import io
+
+CATEGORY = "Video Engine"
+
+# Custom sockets: PerformanceGuard -> VideoInterpolate.guard, FallbackSwitch -> VideoInterpolate.fallback
+GuardSocket = io.Custom("VIDEO_ENGINE_GUARD")
+FallbackSocket = io.Custom("VIDEO_ENGINE_FALLBACK")
+
+SEARCH_ALIASES = ["rife", "vfi", "frame interpolation", "interpolate frames", "fps", "frame rate",
+                  "slow motion", "slowmo", "video"]
+
+
+def schema_extras(aliases) -> dict:
+    """Schema keyword arguments this ComfyUI version knows (search_aliases came after 0.3.75)."""
+    fields = getattr(io.Schema, "__dataclass_fields__", {})
+    return {"search_aliases": list(aliases)} if "search_aliases" in fields else {}
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """What travels on a VIDEO_ENGINE_GUARD socket (PerformanceGuard's choices)."""
+
+    strategy: str = "balanced"
+    device: str = "auto"
+    batch_size: int | None = None  # None = the strategy decides
+    flow_scale: float | None = None  # None = the strategy decides
+    monitor_interval: float = 0.25
+
+    def as_dict(self) -> dict:
+        return asdict(self)
