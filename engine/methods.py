@@ -10,7 +10,9 @@ Methods:
   rife    a RIFE IFNet checkpoint (any family the zoo detects).
   flow    built-in, no download: OpenCV DIS optical flow both ways, t-flows by the linear-motion
           approximation, backward warping, plain (1 - t) / t fusion (occlusion weighting measured
-          worse on the shared bench). Flows are computed once per pair and reused for every t.
+          worse on the shared bench). Two DIS fields per direction (the MEDIUM preset, and the same with
+          smoother variational refinement, alpha 10) each give a frame; their mean scores higher on the
+          shared bench than either alone. Flows are computed once per pair and reused for every t.
   blend   linear mix (1 - t) * a + t * b: the last-resort method that cannot fail.
 """
 from __future__ import annotations
@@ -114,8 +116,13 @@ class FlowMethod(Method):
 
         self._cv2 = cv2
         self.preset = preset
-        self._dis = cv2.DISOpticalFlow_create(getattr(cv2, "DISOpticalFlow_PRESET_" + preset))
-        self._pair = (None, None, None)  # (state0, state1, (f01, f10))
+        self._dis = []
+        for alpha in (None, 10.0):  # preset default, then smoother variational refinement
+            dis = cv2.DISOpticalFlow_create(getattr(cv2, "DISOpticalFlow_PRESET_" + preset))
+            if alpha is not None:
+                dis.setVariationalRefinementAlpha(alpha)
+            self._dis.append(dis)
+        self._pair = (None, None, None)  # (state0, state1, [(f01, f10) per DIS field])
         self._grid = None
 
     def prepare(self, img):
@@ -127,7 +134,7 @@ class FlowMethod(Method):
         pa, pb, flows = self._pair
         if pa is a and pb is b:
             return flows
-        flows = (self._dis.calc(a.grey, b.grey, None), self._dis.calc(b.grey, a.grey, None))
+        flows = [(d.calc(a.grey, b.grey, None), d.calc(b.grey, a.grey, None)) for d in self._dis]
         self._pair = (a, b, flows)
         return flows
 
@@ -141,19 +148,20 @@ class FlowMethod(Method):
                                borderMode=self._cv2.BORDER_REPLICATE)
 
     def synth(self, a: _FlowState, b: _FlowState, t: float) -> np.ndarray:
-        f01, f10 = self._flows(a, b)
-        ft0 = (-(1.0 - t) * t) * f01 + (t * t) * f10
-        ft1 = ((1.0 - t) ** 2) * f01 - (t * (1.0 - t)) * f10
-        w0 = self._warp(a.rgb, ft0.astype(np.float32))
-        w1 = self._warp(b.rgb, ft1.astype(np.float32))
-        return (1.0 - t) * w0 + t * w1
+        out = None
+        for f01, f10 in self._flows(a, b):
+            ft0 = (-(1.0 - t) * t) * f01 + (t * t) * f10
+            ft1 = ((1.0 - t) ** 2) * f01 - (t * (1.0 - t)) * f10
+            y = (1.0 - t) * self._warp(a.rgb, ft0.astype(np.float32)) + t * self._warp(b.rgb, ft1.astype(np.float32))
+            out = y if out is None else out + y
+        return out / len(self._dis)
 
     def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
         outs = [self.synth(a, b, float(tt)) for a, b, tt in zip(s0, s1, t.tolist())]
         return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2)
 
     def describe(self) -> str:
-        return f"built-in optical flow (OpenCV DIS {self.preset.lower()})"
+        return f"built-in optical flow (OpenCV DIS {self.preset.lower()}, 2 fields)"
 
 
 class BlendMethod(Method):

@@ -154,6 +154,7 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
         scale_list, pad = (8, 4, 2, 1), 32
         if legacy:
             name = "4.0-4.3 (HDv3)"
+            pad = 128  # what this family's own inference code pads to; its reference scores assume it
         elif encoder is None:
             name = "4.5" if out_ch == 5 else "4.6"
         elif encoder == "seq":

@@ -79,7 +79,7 @@ def test_every_family_in_every_format(c, fmt, tmp_path):
         (c.family, c.widths, c.in_channels, c.out_channels, c.encoder, c.feat_ch, c.refine)
     assert got.scale_list == ((32, 16, 8, 4, 1) if c.family == "4.25 lite" else
                               (16, 8, 4, 2, 1) if len(c.widths) == 5 else (8, 4, 2, 1))
-    assert got.pad_multiple == (128 if c.family == "4.25 lite" else 64 if len(c.widths) == 5 else 32)
+    assert got.pad_multiple == (128 if c.family in ("4.25 lite", "4.0-4.3 (HDv3)") else 64 if len(c.widths) == 5 else 32)
     for k, v in net.state_dict().items():  # every tensor arrived unchanged
         assert torch.equal(loaded.state_dict()[k], v), k
 
