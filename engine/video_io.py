@@ -446,7 +446,7 @@ class VideoReader:
                     if self.errors == "raise":
                         raise VideoIOError(
                             f"'{self.path}' is damaged: decoding failed after {self.frames_read} frames ({exc}). "
-                            "Re-encode the file, or read it with errors='skip' to drop damaged frames."
+                            "Re-encode it (for example: ffmpeg -i damaged.mp4 -c:v libx264 fixed.mp4) and try again."
                         ) from exc
                     logger.warning("%s: skipping damaged data after frame %d (%s)", self.path, self.frames_read, exc)
                     continue

@@ -12,7 +12,6 @@ import logging
 import os
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
@@ -61,9 +60,10 @@ def _torch_load_safe(path: Path):
                 "(torch.load weights_only=True rejected it). Use a plain state-dict checkpoint or convert it to "
                 ".safetensors in an environment you trust.") from None
         raise CheckpointError(f"{path.name} is truncated or corrupt ({msg.splitlines()[0][:160]}); download it again") from None
-    except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({first}); download it again") from None
+    except Exception as e:  # noqa: BLE001 - junk bytes make the unpickler fail in many ways (KeyError, ...)
+        first = (str(e).splitlines() or [""])[0][:160] or type(e).__name__
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({type(e).__name__}: {first}); "
+                              "download it again") from None
 
 
 def _find_tensor_dict(obj, path: Path) -> dict[str, torch.Tensor]:

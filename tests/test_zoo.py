@@ -163,6 +163,14 @@ def test_truncated_file_gives_clear_error(tmp_path, suffix):
         read_state_dict(tmp_path / f"empty{suffix}")
 
 
+@pytest.mark.parametrize("junk", [b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01u.garbage", bytes(range(256)) * 40,
+                                  b"PK\x03\x04" + b"\x00" * 200])
+def test_junk_bytes_give_a_clear_error(tmp_path, junk):
+    (tmp_path / "junk.pth").write_bytes(junk)
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        load_ifnet(tmp_path / "junk.pth")
+
+
 def test_unknown_state_dict_says_what_was_expected(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)}, tmp_path / "resnet.pth")
     with pytest.raises(CheckpointError, match=r"expected 4 blocks .* found 0"):
