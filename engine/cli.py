@@ -643,17 +643,6 @@ def weight_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
 
 
-def load_model(spec: str | None) -> Method:
-    """load_method, with any failure to read a weights file reported as an input error."""
-    try:
-        return load_method(spec)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - e.g. a KeyError from unpickling junk
-        raise InputError(f"cannot read the model file '{spec}': {describe(exc)}; it is corrupt or not a RIFE "
-                         "checkpoint") from None
-
-
 def detect_family(path: Path) -> str:
     from .zoo import load_ifnet
 
@@ -797,7 +786,7 @@ def interpolate_file(input_path, output_path, *, multiplier: int | None = 2, fps
             raise Cancelled("interpolation cancelled")
         # -- model and plan
         t0 = time.perf_counter()
-        method = load_model(spec)
+        method = load_method(spec)
         timings["load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         plan = guard_mod.plan(method, (info.height, info.width), sched.n_out, strategy=strategy, device=device,

@@ -1,7 +1,7 @@
 """The runner: fills a preallocated output, in output order, batch by batch.
 
 Output frame n is either a source frame (copied bit-exactly) or a task (pair i0, i0 + 1 at t).
-Consecutive tasks are grouped into batches of `batch_size` (pairs and timesteps mixed), each
+The next `batch_size` tasks form a batch (pairs and timesteps mixed, across source frames), each
 source frame is prepared once (uploaded, padded, encoder features computed) and kept only while a
 later task still needs it. Between batches the runner reports progress (frames written, total)
 and checks for cancellation.
@@ -140,15 +140,19 @@ class Runner:
                     e = schedule.entry(n)
                 if n >= stop:
                     break
-                batch = []
+                # a batch: the next `bs` tasks, with the source frames between them (copied after the
+                # batch is computed, in output order, so a failure leaves outputs from `n` on unwritten)
+                window, batch = [], []
                 m = n
                 while m < stop and len(batch) < bs:
                     em = schedule.entry(m)
+                    window.append(em)
                     if not em.is_source:
                         batch.append(em)
-                    elif batch:
-                        break  # keep batches contiguous so `at` is exact
                     m += 1
+                while window[-1].is_source:  # the copies after the last task go with the next flush
+                    window.pop()
+                    m -= 1
                 if self.before_batch is not None:
                     self.before_batch([e2.n for e2 in batch], self.settings)
                 tb = time.perf_counter()
@@ -163,9 +167,14 @@ class Runner:
                 y = self.method.interpolate([cache[e2.i0] for e2 in batch], [cache[e2.i1] for e2 in batch], t,
                                             scale=self.settings.flow_scale, ensemble=self.settings.ensemble)
                 y = self._finish(y, geo, h, w)
-                for k, e2 in enumerate(batch):
-                    out[e2.n] = y[k]
-                n = batch[-1].n + 1
+                k = 0
+                for e2 in window:
+                    if e2.is_source:
+                        out[e2.n] = frames[e2.i0]
+                    else:
+                        out[e2.n] = y[k]
+                        k += 1
+                n = m
                 if self.progress is not None:
                     self.progress(n, schedule.n_out)
                 if self.adapt is not None:

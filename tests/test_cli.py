@@ -149,8 +149,9 @@ def test_ladder_resumes_inside_the_stream_with_frames_still_in_the_window():
     got = []
     report = cli.stream_frames(iter(list(u8)), len(u8), lambda n, f: got.append(f.clone()), "builtin-flow",
                                multiplier=3, batch_size=4, faults=faults)
-    # m = 3: outputs 0 and 3 are source frames, so the batch holding output 5 starts at output 4
-    assert report["path"] == ["retry", "halve_batch"] and report["fallbacks"][0]["at"] == 4
+    # m = 3, batch 4: the batch holding output 5 is tasks 1, 2, 4, 5 (source frame 3 between them), so the
+    # ladder resumes at output 1, whose source frame 0 the window must still hold
+    assert report["path"] == ["retry", "halve_batch"] and report["fallbacks"][0]["at"] == 1
     assert torch.equal(torch.stack(got), ref.frames)
 
 
@@ -301,7 +302,7 @@ def test_absent_model_says_to_run_models_fetch_and_downloads_nothing(main_in_pro
 
 @pytest.mark.parametrize("name, content, message", [
     ("broken.safetensors", b"not a checkpoint" * 10, "truncated or corrupt"),
-    ("junk.pth", b"junk\n", "corrupt or not a RIFE checkpoint"),  # torch.load fails with a bare KeyError
+    ("junk.pth", b"junk\n", "junk.pth is truncated or corrupt"),  # torch.load fails with a bare KeyError
 ])
 def test_corrupt_model_file_is_an_input_error_and_leaves_no_output(main_in_process, clips, tmp_path, name, content,
                                                                    message):
