@@ -12,15 +12,16 @@ counting the bytes of live tensors while the probe runs (a TorchDispatchMode ove
 Strategies (each a fixed, documented set of choices; see STRATEGIES):
   speed_first       flow scale 0.5 from 720p (the flow network at half resolution: about 2x faster;
                     below 720p it costs too much quality: -4.5 dB at 176x144), the biggest batch that
-                    fits 90% of free memory (CPU: 2), fp16 on CUDA; on the CPU fp32 or bf16, whichever
-                    the calibration measures faster on this processor; no ensemble.
+                    fits 90% of free memory (CPU: 1, measured faster than 2 at 720p), fp16 on CUDA; on
+                    the CPU fp32 or bf16, whichever the calibration measures faster; no ensemble.
   quality_first     fp32, flow scale 1, test-time ensemble (frames swapped with t -> 1 - t; flows
                     averaged inside the net where the family allows, outputs averaged otherwise),
                     the 4.0-family refinement network when present; batch within 80% (CPU: 1).
   balanced          flow scale 1 (0.5 from 1440p), fp16 on CUDA, fp32 on CPU, batch within 80% of
                     free memory up to 8 (CPU: 1).
   memory_efficient  batch 1, half-precision activations (fp16 on CUDA, bf16 on CPU: half the peak),
-                    at most 50% of free memory; the lowest peak.
+                    frames warped one at a time (no stacked copy of both), at most 50% of free memory;
+                    the lowest peak.
   adaptive          starts as balanced, then after every batch raises or lowers the batch from the
                     measured free memory and throughput.
 """
@@ -55,6 +56,7 @@ class Strategy:
     ensemble: bool = False
     refine: bool = False
     adaptive: bool = False
+    lean: bool = False  # warp the two frames separately: no stacked copy (less memory, slightly slower)
 
     def flow_scale_for(self, height: int) -> float:
         scale = 1.0
@@ -65,10 +67,10 @@ class Strategy:
 
 
 STRATEGIES = {
-    "speed_first": Strategy("speed_first", 16, 2, "fp16", 0.90, flow_scale_from={720: 0.5}, precision_cpu="fastest"),
+    "speed_first": Strategy("speed_first", 16, 1, "fp16", 0.90, flow_scale_from={720: 0.5}, precision_cpu="fastest"),
     "quality_first": Strategy("quality_first", 4, 1, "fp32", 0.80, ensemble=True, refine=True),
     "balanced": Strategy("balanced", 8, 1, "fp16", 0.80, flow_scale_from={1440: 0.5}),
-    "memory_efficient": Strategy("memory_efficient", 1, 1, "fp16", 0.50, precision_cpu="bf16"),
+    "memory_efficient": Strategy("memory_efficient", 1, 1, "fp16", 0.50, precision_cpu="bf16", lean=True),
     "adaptive": Strategy("adaptive", 16, 1, "fp16", 0.80, flow_scale_from={1440: 0.5}, adaptive=True),
 }
 
@@ -143,7 +145,8 @@ _CALIBRATIONS: dict = {}
 def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibration:
     """Measure peak memory (batch 1 and 2) and time per item at a probe size on settings.device."""
     key = (getattr(method, "name", ""), getattr(getattr(method, "cfg", None), "family", ""), str(settings.device),
-           settings.dtype, settings.flow_scale, settings.ensemble, getattr(method, "refine", False))
+           settings.dtype, settings.flow_scale, settings.ensemble, getattr(method, "refine", False),
+           getattr(method, "lean", False))
     if key in _CALIBRATIONS:
         return _CALIBRATIONS[key]
     method.to(settings.device, settings.dtype)
@@ -236,6 +239,7 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
     fs = float(flow_scale) if flow_scale is not None else st.flow_scale_for(h)
     if hasattr(method, "refine"):
         method.refine = bool(st.refine and method.cfg.refine)
+        method.lean = st.lean
     ensemble = bool(st.ensemble and method.kind == "rife")
     base = Settings(device=dev, dtype=dtype, batch_size=1, flow_scale=fs if method.supports_scale else 1.0,
                     ensemble=ensemble)

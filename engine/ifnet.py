@@ -291,8 +291,10 @@ class IFNet(nn.Module):
         """img0/img1 [B, 3, H, W] padded to pad_multiple, t [B] or float -> [B, 3, H, W]."""
         return self.forward_packed(self.pack_frame(img0), self.pack_frame(img1), t, scale, ensemble, refine)
 
-    def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
-        """x0/x1 from pack_frame(); t [B] or float."""
+    def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False,
+                       lean: bool = False):
+        """x0/x1 from pack_frame(); t [B] or float. lean: warp each side on its own instead of one call
+        over a stacked copy of both frames (less memory, a little slower)."""
         self.pack()
         cfg = self.cfg
         if ensemble and not cfg.supports_ensemble:
@@ -302,12 +304,13 @@ class IFNet(nn.Module):
             t = torch.full((b,), float(t))
         t = t.to(x0.device, x0.dtype).view(-1, 1, 1, 1)
         scales = [s / scale for s in cfg.scale_list]
-        out, need_rescale = self._run(x0, x1, t, scales, ensemble, refine)
+        out, need_rescale = self._run(x0, x1, t, scales, ensemble, refine, lean=lean)
         if need_rescale is not None and bool(need_rescale.any()):
             # 4.0-4.3: a pair whose second-block flow exceeds 32 px on both sides is redone at
             # doubled scales (per sample here, so batching never changes a result).
             idx = need_rescale.nonzero().flatten()
-            redo, _ = self._run(x0[idx], x1[idx], t[idx], [s * 2 for s in scales], ensemble, refine, check=False)
+            redo, _ = self._run(x0[idx], x1[idx], t[idx], [s * 2 for s in scales], ensemble, refine, check=False,
+                                lean=lean)
             out = out.index_copy(0, idx, redo)
         return out
 
@@ -321,10 +324,10 @@ class IFNet(nn.Module):
             m = (m - m2) / 2
         return fd, m, feat
 
-    def _run(self, x0, x1, t, scales, ensemble, refine, check=True):
+    def _run(self, x0, x1, t, scales, ensemble, refine, check=True, lean=False):
         cfg = self.cfg
         b = x0.shape[0]
-        x01 = torch.cat((x0, x1), 0)  # both frames stacked: one grid_sample warps both sides
+        x01 = None if lean else torch.cat((x0, x1), 0)  # both frames stacked: one grid_sample for both sides
         flow = mask = feat = None
         w0, w1 = x0, x1  # warped packed frames ([img, feat]); unwarped before the first block
         need_rescale = None
@@ -343,8 +346,12 @@ class IFNet(nn.Module):
                 flow = flow + fd
                 mask = mask + m if cfg.accumulate_mask else m
             last = i == len(blocks) - 1
-            warped = warp(x01[:, :3] if last else x01, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
-            w0, w1 = warped[:b], warped[b:]
+            if lean:
+                w0 = warp(x0[:, :3] if last else x0, flow[:, :2])
+                w1 = warp(x1[:, :3] if last else x1, flow[:, 2:4])
+            else:
+                warped = warp(x01[:, :3] if last else x01, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
+                w0, w1 = warped[:b], warped[b:]
         m = torch.sigmoid(mask)
         w0, w1 = w0[:, :3], w1[:, :3]
         out = w0 * m + w1 * (1 - m)

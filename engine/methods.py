@@ -67,6 +67,7 @@ class RifeMethod(Method):
         self.cfg = net.cfg
         self.supports_ensemble = True  # inside the net where the family allows, else by averaging outputs
         self.refine = False
+        self.lean = False  # memory over speed (see IFNet.forward_packed)
 
     def pad_multiple(self, scale: float = 1.0) -> int:
         m = self.cfg.pad_multiple
@@ -90,10 +91,10 @@ class RifeMethod(Method):
         t = t.to(self.device, self.dtype)
         if ensemble and not self.cfg.supports_ensemble:
             # test-time ensemble by swapping the frames (t -> 1 - t) and averaging the two results
-            a = self.net.forward_packed(x0, x1, t, scale=scale, refine=self.refine)
-            b = self.net.forward_packed(x1, x0, 1 - t, scale=scale, refine=self.refine)
+            a = self.net.forward_packed(x0, x1, t, scale=scale, refine=self.refine, lean=self.lean)
+            b = self.net.forward_packed(x1, x0, 1 - t, scale=scale, refine=self.refine, lean=self.lean)
             return (a + b) / 2
-        return self.net.forward_packed(x0, x1, t, scale=scale, ensemble=ensemble, refine=self.refine)
+        return self.net.forward_packed(x0, x1, t, scale=scale, ensemble=ensemble, refine=self.refine, lean=self.lean)
 
     def describe(self) -> str:
         return f"RIFE {self.cfg.family} ({self.name})"

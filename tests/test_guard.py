@@ -142,5 +142,5 @@ def test_speed_first_on_cpu_takes_the_precision_measured_faster(monkeypatch, bf1
     monkeypatch.setattr(guard, "calibrate", fake)
     p = plan(rife(), (256, 448), 10, strategy="speed_first", device="cpu")
     assert p.settings.dtype == (torch.bfloat16 if bf16_faster else torch.float32)
-    assert p.settings.batch_size == 2 and p.settings.flow_scale == 1.0  # below 720p: full flow scale
+    assert p.settings.batch_size == 1 and p.settings.flow_scale == 1.0  # below 720p: full flow scale
     assert plan(rife(), (720, 1280), 10, strategy="speed_first", device="cpu").settings.flow_scale == 0.5
