@@ -896,16 +896,8 @@ def _multiplier_arg(text: str) -> int:
 
 
 def _fps_arg(text: str) -> Fraction:
-    t = text.strip()
     try:
-        if "/" in t:
-            value = as_fraction(t, "target fps")
-        else:
-            try:
-                f = float(t)
-            except ValueError:
-                raise InputError("not a number") from None
-            value = as_fraction(int(f) if f.is_integer() else f, "target fps")
+        value = as_fraction(text.strip(), "target fps")
     except InputError:
         raise argparse.ArgumentTypeError(
             f"target fps must be a positive number such as 60, 59.94 or 60000/1001, got {text!r}") from None

@@ -11,6 +11,7 @@ frame i ("hold") or take the nearer of the two ("nearest").
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Sequence
@@ -22,35 +23,45 @@ from .errors import InputError
 CUT_FILL_MODES = ("hold", "nearest")
 
 
-def as_fraction(value, what: str = "fps") -> Fraction:
-    """An exact Fraction from an int, Fraction, 'num/den' string or float.
+def as_fraction(value, what: str = "frame rate") -> Fraction:
+    """An exact, positive Fraction from an int, Fraction, 'num/den' or decimal string, or a float.
 
-    Floats are snapped to the NTSC-style rates users mean (23.976 -> 24000/1001) when they are
-    within 0.0005 of one, otherwise to the nearest fraction with a denominator up to 1001.
+    Non-integer floats (and decimal strings) within 0.05% of an NTSC rate become it exactly
+    (23.976 -> 24000/1001, 59.94 -> 60000/1001); other floats the nearest fraction with a
+    denominator up to 10000. Anything not finite and > 0 is an InputError naming `what`.
     """
-    if isinstance(value, Fraction):
-        out = value
-    elif isinstance(value, int):
-        out = Fraction(value)
-    elif isinstance(value, str):
-        try:
-            out = Fraction(value.strip())
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"{what} {value!r} is not a number; give e.g. 24, 29.97 or 30000/1001") from None
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError(f"{what} must be a finite number, got {value}")
-        out = Fraction(value).limit_denominator(1001)
-        for base in (24, 30, 48, 60, 120, 240):
-            ntsc = Fraction(base * 1000, 1001)
-            if abs(value - float(ntsc)) < 0.0005:
-                out = ntsc
-                break
-    else:
-        raise InputError(f"{what} must be a number, got {type(value).__name__}")
+    hint = "give a positive number such as 24, 29.97 or 30000/1001"
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"Invalid {what} {value!r}: {hint}")
+    try:
+        if isinstance(value, Fraction):
+            out = value
+        elif isinstance(value, numbers.Integral):
+            out = Fraction(int(value))
+        elif isinstance(value, numbers.Rational):
+            out = Fraction(int(value.numerator), int(value.denominator))
+        elif isinstance(value, str) and "/" in value:
+            num, den = value.strip().split("/", 1)
+            out = Fraction(int(num), int(den))
+        else:
+            out = _float_rate(float(value))
+    except (ValueError, ZeroDivisionError, TypeError, OverflowError) as exc:
+        raise InputError(f"Invalid {what} {value!r} ({exc}): {hint}") from None
     if out <= 0:
-        raise InputError(f"{what} must be greater than 0, got {value}")
+        raise InputError(f"Invalid {what} {value!r}: it must be greater than 0; {hint}")
     return out
+
+
+def _float_rate(value: float) -> Fraction:
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    if value <= 0:
+        return Fraction(0)
+    if value != round(value):
+        ntsc = Fraction(round(value * 1.001) * 1000, 1001)
+        if abs(float(ntsc) - value) < 5e-4 * max(1.0, value / 30):
+            return ntsc
+    return Fraction(value).limit_denominator(10000)
 
 
 @dataclass(frozen=True)

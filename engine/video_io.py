@@ -24,8 +24,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import math
-import numbers
 import os
 import secrets
 from dataclasses import dataclass, replace
@@ -36,6 +34,9 @@ from typing import Iterator
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+
+from .errors import InputError
+from .schedule import as_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -109,53 +110,13 @@ def best_codec() -> str:
 
 
 def as_fps(fps) -> Fraction:
-    """Convert a frame rate (Fraction, int, float, or a string like ``"30000/1001"``) to a Fraction.
-
-    Floats close to an NTSC rate (23.976, 29.97, 59.94, ...) become the exact
-    ``N*1000/1001`` fraction. Raises :class:`VideoIOError` for rates that are
-    not finite and strictly positive.
-    """
-    original = fps
-    if isinstance(fps, bool) or fps is None:
-        raise VideoIOError(f"Invalid frame rate {original!r}: give a positive number such as 24 or 30000/1001.")
+    """A frame rate (Fraction, int, float, or a string like ``"30000/1001"``) as an exact Fraction
+    (engine.schedule.as_fraction: NTSC floats snap to N*1000/1001); VideoIOError when it is not a
+    finite rate > 0."""
     try:
-        if isinstance(fps, Fraction):
-            value = fps
-        elif isinstance(fps, numbers.Integral):
-            value = Fraction(int(fps))
-        elif isinstance(fps, str):
-            text = fps.strip()
-            if "/" in text:
-                num, den = text.split("/", 1)
-                value = Fraction(int(num), int(den))
-            else:
-                value = _float_fps(float(text))
-        elif isinstance(fps, numbers.Rational):
-            value = Fraction(int(fps.numerator), int(fps.denominator))
-        else:
-            value = _float_fps(float(fps))
-    except (ValueError, ZeroDivisionError, TypeError, OverflowError) as exc:
-        raise VideoIOError(
-            f"Invalid frame rate {original!r} ({exc}): give a positive number such as 24, 29.97 or '30000/1001'."
-        ) from None
-    if value <= 0:
-        raise VideoIOError(
-            f"Invalid frame rate {original!r}: the frame rate must be greater than 0 "
-            "(e.g. 24 or 30000/1001)."
-        )
-    return value
-
-
-def _float_fps(value: float) -> Fraction:
-    if not math.isfinite(value):
-        raise ValueError("frame rate must be finite")
-    if value <= 0:
-        return Fraction(0)
-    if value != round(value):
-        ntsc = Fraction(round(value * 1.001) * 1000, 1001)
-        if abs(float(ntsc) - value) < 5e-4 * max(1.0, value / 30):
-            return ntsc
-    return Fraction(value).limit_denominator(10000)
+        return as_fraction(fps, "frame rate")
+    except InputError as exc:
+        raise VideoIOError(str(exc)) from None
 
 
 def _fmt_fps(fps: Fraction) -> str:

@@ -192,12 +192,3 @@ def load_ifnet(path: str | os.PathLike) -> IFNet:
     log.info("loaded RIFE %s from %s (%d blocks, widths %s)", net.cfg.family, Path(path).name,
              len(net.cfg.widths), net.cfg.widths)
     return net
-
-
-def list_weight_files(*folders) -> list[Path]:
-    """Weight files (by suffix) directly inside the given folders, sorted by name, missing folders skipped."""
-    found = []
-    for folder in folders:
-        if folder and Path(folder).is_dir():
-            found += [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
-    return found
