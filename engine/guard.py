@@ -296,10 +296,10 @@ class AdaptiveBatch:
         new = bs
         if not fits(bs) and bs > 1:
             new = max([b for b in range(1, bs) if fits(b)] or [1])
+        elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:
+            new = bs - 1  # the bigger batch was slower: step back, and stay there
         elif bs < self.max_batch and fits(bs + 1) and (bs + 1) not in self.rate:
             new = bs + 1  # try one bigger
-        elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:
-            new = bs - 1  # the bigger batch was slower: step back
         if new != bs:
             self.changes.append((bs, new))
             return new

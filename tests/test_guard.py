@@ -123,6 +123,17 @@ def test_adaptive_batch_grows_then_backs_off_when_memory_drops(monkeypatch):
     assert ad.changes == [(2, 3), (3, 4), (4, 2)]
 
 
+def test_adaptive_batch_steps_back_when_bigger_is_slower(monkeypatch):
+    cal = Calibration(fixed_bytes=0, bytes_per_item_px=1.0, seconds_per_item_px=1e-6, probe=(64, 64))
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda d: 2**40)  # memory is never the limit
+    ad = AdaptiveBatch(cal, 1000, "cpu", 0.8, 8)
+    assert ad(1, 0.10, Settings(batch_size=1)) == 2  # 10 frames/s at batch 1: try 2
+    assert ad(2, 0.30, Settings(batch_size=2)) == 1  # 6.7 frames/s: slower, back to 1
+    for _ in range(3):
+        assert ad(1, 0.10, Settings(batch_size=1)) is None  # and it stays at 1
+    assert ad.changes == [(1, 2), (2, 1)]
+
+
 def test_pipeline_report_is_json_and_readable():
     frames = torch.rand(4, 40, 48, 3)
     r = interpolate(frames, rife(6), multiplier=3, strategy="adaptive")
