@@ -42,6 +42,7 @@ import torch
 from . import fetch as fetch_mod
 from . import guard as guard_mod
 from . import ladder as ladder_mod
+from . import pipeline
 from .errors import Cancelled, InputError, describe
 from .methods import BLEND, BUILTIN_FLOW, BUILTINS, Method, load_method
 from .resources import ResourceMonitor
@@ -295,8 +296,7 @@ def stream_frames(source: Iterable[np.ndarray], n_in: int, emit, model: str | Me
     the same arguments, but holds only a few source frames at a time and none of the outputs.
     """
     t0 = time.perf_counter()
-    if cut_threshold is not None and cut_threshold < 0:
-        raise InputError(f"scene-cut threshold must be >= 0 (0 switches detection off), got {cut_threshold}")
+    pipeline.check_options(flow_scale, cut_threshold)
     sched = build_schedule(int(n_in), multiplier, src_fps, dst_fps, cut_fill)
     it = iter(source)
     first = next(it, None)
@@ -320,22 +320,13 @@ def _chain_first(first, rest):
 
 def build_report(sr: StreamRun, method: Method, model, plan, size_hw, multiplier, dst_fps, cut_threshold,
                  elapsed: float) -> dict:
-    """A report with engine.pipeline's keys (see pipeline.interpolate) plus streaming details."""
-    run, sched = sr.ladder, sr.schedule
-    h, w = size_hw
-    return dict(
-        method=run.method_description, model=getattr(method, "name", str(model)),
-        frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h],
-        multiplier=multiplier if not dst_fps else None,
-        src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
-        cuts=sr.cuts, cut_threshold=cut_threshold,
-        plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
-        fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
-        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3),
-        streaming=dict(frames_decoded=sr.frames_read, source_ended_early_at=sr.source_ended_at,
-                       pairs_scored_for_cuts=sr.pairs_scored, peak_source_frames_held=sr.peak_frames_held,
-                       frames_emitted=sr.frames_emitted),
-    )
+    """engine.pipeline's report (see pipeline.run_report) plus streaming details."""
+    report = pipeline.run_report(sr.ladder, sr.schedule, method, model, plan, size_hw, multiplier, dst_fps, sr.cuts,
+                                 cut_threshold, elapsed)
+    report["streaming"] = dict(frames_decoded=sr.frames_read, source_ended_early_at=sr.source_ended_at,
+                               pairs_scored_for_cuts=sr.pairs_scored, peak_source_frames_held=sr.peak_frames_held,
+                               frames_emitted=sr.frames_emitted)
+    return report
 
 
 # ============================================================================ threads around the core

@@ -16,7 +16,7 @@ for every pair and t, and both frames (image + features) are warped in one grid_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,6 @@ class IFNetConfig:
     pad_multiple: int = 32
     refine: bool = False  # contextnet + unet present (4.0-4.3)
     clamp_input: bool = False
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def passthrough(self) -> int:

@@ -37,6 +37,30 @@ class Result:
     report: dict = field(default_factory=dict)
 
 
+def check_options(flow_scale=None, cut_threshold=None) -> None:
+    """Up-front checks shared by pipeline.interpolate and the streaming command line."""
+    if flow_scale is not None and not 0.25 <= float(flow_scale) <= 4:
+        raise InputError(f"flow_scale must be between 0.25 and 4, got {flow_scale}")
+    if cut_threshold is not None and cut_threshold < 0:
+        raise InputError(f"scene-cut threshold must be >= 0 (0 switches detection off), got {cut_threshold}")
+
+
+def run_report(run, sched: Schedule, method, model, plan, size_hw, multiplier, dst_fps, cuts, cut_threshold,
+               elapsed: float) -> dict:
+    """The JSON-able report of a run (in memory or streamed): what ran, the path taken, timings."""
+    h, w = size_hw
+    return dict(
+        method=run.method_description, model=getattr(method, "name", str(model)),
+        frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h],
+        multiplier=multiplier if not dst_fps else None,
+        src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
+        cuts=list(cuts), cut_threshold=cut_threshold,
+        plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
+        fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
+        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3),
+    )
+
+
 def build_schedule(frames, multiplier=2, src_fps=None, dst_fps=None, cut_threshold=0.3, cut_fill="hold"):
     n = int(frames.shape[0])
     sched = make_schedule(n, None if dst_fps else multiplier, src_fps=src_fps, dst_fps=dst_fps, cut_fill=cut_fill)
@@ -59,10 +83,7 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, mult
     """
     t0 = time.perf_counter()
     validate_frames(frames)
-    if flow_scale is not None and not 0.25 <= float(flow_scale) <= 4:
-        raise InputError(f"flow_scale must be between 0.25 and 4, got {flow_scale}")
-    if cut_threshold is not None and cut_threshold < 0:
-        raise InputError(f"scene-cut threshold must be >= 0 (0 switches detection off), got {cut_threshold}")
+    check_options(flow_scale, cut_threshold)
     sched, cuts = build_schedule(frames, multiplier, src_fps, dst_fps, cut_threshold, cut_fill)
     n_out, h, w = sched.n_out, int(frames.shape[1]), int(frames.shape[2])
     check_output_fits(n_out, h, w)  # before any work: never get killed by the OS halfway
@@ -78,16 +99,8 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, mult
         run = ladder_mod.run(frames, sched, method, plan.settings, out, policy=policy, progress=progress,
                              cancel=cancel, on_event=on_event, adapt=plan.adapt, faults=faults)
     elapsed = time.perf_counter() - t0
-    report = dict(
-        method=run.method_description, model=getattr(method, "name", str(model)),
-        frames_in=int(frames.shape[0]), frames_out=n_out, size=[w, h],
-        multiplier=multiplier if not dst_fps else None,
-        src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
-        cuts=cuts, cut_threshold=cut_threshold,
-        plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
-        fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
-        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3), resources=mon.summary(), timeline=mon.timeline,
-    )
+    report = run_report(run, sched, method, model, plan, (h, w), multiplier, dst_fps, cuts, cut_threshold, elapsed)
+    report.update(resources=mon.summary(), timeline=mon.timeline)
     log.info("interpolated %d -> %d frames in %.1fs with %s (%d fallback%s)", frames.shape[0], n_out, elapsed,
              run.method_description, len(run.events), "" if len(run.events) == 1 else "s")
     return Result(out, sched.dst_fps, sched, cuts, report)

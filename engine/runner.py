@@ -183,9 +183,7 @@ class Runner:
                         log.debug("adaptive batch size %d -> %d at output %d", bs, new_bs, n)
                         bs = int(new_bs)
                         self.settings = self.settings.but(batch_size=bs)
-        except (Cancelled, KeyboardInterrupt):
-            raise
-        except InputError:
+        except (Cancelled, KeyboardInterrupt, InputError):
             raise
         except Exception as exc:  # noqa: BLE001 - the ladder classifies it
             if type(exc).__name__ == "InterruptProcessingException":
