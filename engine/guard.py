@@ -38,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import InputError
 from .methods import Method, resolve_dtype
+from .options import Options
 from .resources import available_ram_bytes
 from .runner import Settings
 
@@ -190,16 +191,14 @@ def free_memory_bytes(device) -> int:
     return available_ram_bytes()
 
 
-def resolve_device(device: str | None, method: Method) -> str:
-    device = (device or "auto").lower()
+def resolve_device(device: str, method: Method) -> str:
+    """The device a method runs on, for a device option engine.options has checked."""
     if method.kind in ("flow", "blend"):
         return "cpu"  # OpenCV / plain tensor maths
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("device 'cuda' was asked for but this torch has no CUDA device; use 'auto' or 'cpu'")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return device
 
 
@@ -224,12 +223,11 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
          precision: str = "auto", batch_size: int | None = None, flow_scale: float | None = None,
          n_tasks: int | None = None) -> Plan:
     """Settings for interpolating frames of `size` (h, w) into n_out outputs with `strategy`."""
-    if strategy not in STRATEGIES:
-        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if batch_size is not None and int(batch_size) < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    opts = Options(strategy=strategy, device=device, precision=precision, batch_size=batch_size,
+                   flow_scale=flow_scale)  # engine.options' rules (callers have usually checked already)
+    strategy, precision, batch_size, flow_scale = opts.strategy, opts.precision, opts.batch_size, opts.flow_scale
     st = STRATEGIES[strategy]
-    dev = resolve_device(device, method)
+    dev = resolve_device(opts.device, method)
     on_cuda = dev.startswith("cuda")
     prec = precision if precision and precision != "auto" else (st.precision_cuda if on_cuda else st.precision_cpu)
     if prec == "fastest":

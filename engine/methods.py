@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +206,9 @@ def load_method(spec: str | os.PathLike | None, search_dirs=()) -> Method:
 
 
 def resolve_dtype(precision: str, device) -> torch.dtype:
-    precision = (precision or "auto").lower()
-    device = torch.device(device)
-    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.float32
-    if precision not in table:
-        raise InputError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
-    return table[precision]
+    """The torch dtype of a precision option (checked by engine.options); auto: fp16 on CUDA, else fp32."""
+    from .options import check_precision
+
+    if check_precision(precision) == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]

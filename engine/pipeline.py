@@ -1,11 +1,12 @@
-"""One entry point: frames in, interpolated frames + fps + report out.
+"""The in-memory entry point: frames in, interpolated frames + fps + report out.
 
     result = interpolate(frames, "rife-4.25.safetensors", multiplier=2)
     result = interpolate(frames, None, src_fps=24, dst_fps=60)      # built-in flow method
 
-Parameters are validated up front (a clear InputError before any work), the output RAM is checked
-before anything is allocated, scene cuts are detected, and the run goes through the recovery
-ladder (engine.ladder) with the settings the guard (engine.guard) picked for the strategy.
+The options (engine.options.Options) and the frames are validated first, then the output's RAM
+is checked (a clear InputError before any model is loaded or anything allocated), scene cuts are
+detected, and the run goes through the recovery ladder (engine.ladder) with the settings the
+guard (engine.guard) picked for the strategy. The streamed entry point is engine.stream.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import torch
 
 from . import guard as guard_mod
 from . import ladder as ladder_mod
-from .errors import InputError
 from .methods import Method, load_method
+from .options import Options
 from .resources import ResourceMonitor, check_output_fits
 from .runner import allocate_output, validate_frames
-from .schedule import Schedule, detect_cuts, make_schedule
+from .schedule import Schedule, detect_cuts
 
 log = logging.getLogger(__name__)
 
@@ -37,71 +38,59 @@ class Result:
     report: dict = field(default_factory=dict)
 
 
-def check_options(flow_scale=None, cut_threshold=None) -> None:
-    """Up-front checks shared by pipeline.interpolate and the streaming command line."""
-    if flow_scale is not None and not 0.25 <= float(flow_scale) <= 4:
-        raise InputError(f"flow_scale must be between 0.25 and 4, got {flow_scale}")
-    if cut_threshold is not None and cut_threshold < 0:
-        raise InputError(f"scene-cut threshold must be >= 0 (0 switches detection off), got {cut_threshold}")
-
-
-def run_report(run, sched: Schedule, method, model, plan, size_hw, multiplier, dst_fps, cuts, cut_threshold,
-               elapsed: float) -> dict:
+def run_report(run, sched: Schedule, method, model, plan, size_hw, opts: Options, cuts, elapsed: float) -> dict:
     """The JSON-able report of a run (in memory or streamed): what ran, the path taken, timings."""
     h, w = size_hw
     return dict(
         method=run.method_description, model=getattr(method, "name", str(model)),
-        frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h],
-        multiplier=multiplier if not dst_fps else None,
+        frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h], multiplier=opts.effective_multiplier,
         src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
-        cuts=list(cuts), cut_threshold=cut_threshold,
+        cuts=list(cuts), cut_threshold=opts.cut_threshold,
         plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
         fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
         eta_s=plan.eta_s, elapsed_s=round(elapsed, 3),
     )
 
 
-def build_schedule(frames, multiplier=2, src_fps=None, dst_fps=None, cut_threshold=0.3, cut_fill="hold"):
-    n = int(frames.shape[0])
-    sched = make_schedule(n, None if dst_fps else multiplier, src_fps=src_fps, dst_fps=dst_fps, cut_fill=cut_fill)
-    cuts = detect_cuts(frames, cut_threshold) if n > 1 and cut_threshold and 0 < cut_threshold < 1 else []
-    return sched.with_cuts(cuts), cuts
-
-
-def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, multiplier: int = 2, src_fps=None,
-                dst_fps=None, cut_threshold: float = 0.3, cut_fill: str = "hold", strategy: str = "balanced",
-                device: str = "auto", precision: str = "auto", batch_size: int | None = None,
-                flow_scale: float | None = None, policy: "ladder_mod.Policy | None" = None,
-                progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool | None] | None = None,
-                on_event: Callable[[dict], None] | None = None, model_dirs=(), monitor_interval: float = 0.25,
-                faults=None, on_plan: Callable[[dict], None] | None = None) -> Result:
+def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, options: Options | None = None,
+                policy: "ladder_mod.Policy | None" = None, progress: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], bool | None] | None = None, on_event: Callable[[dict], None] | None = None,
+                model_dirs=(), monitor_interval: float = 0.25, faults=None,
+                on_plan: Callable[[dict], None] | None = None, **option_values) -> Result:
     """Interpolate an IMAGE batch [N, H, W, 3] (float in [0, 1]); returns a Result (CPU float32 frames).
+
+    The options are engine.options.Options fields given by name (multiplier=4, src_fps=24,
+    dst_fps=60, cut_threshold, cut_fill, strategy, device, precision, batch_size, flow_scale) or
+    as `options=`; they are validated first, then the frames, then the output's RAM, before any
+    model is loaded.
 
     on_plan(dict), if given, is called once before any frame is produced, with the guard's plan
     (plan=Plan.as_dict(), method=description, frames_in, frames_out, cuts) so a caller can show the
     chosen device, precision and batch while the run goes on.
     """
     t0 = time.perf_counter()
+    opts = Options.of(options, **option_values)
     validate_frames(frames)
-    check_options(flow_scale, cut_threshold)
-    sched, cuts = build_schedule(frames, multiplier, src_fps, dst_fps, cut_threshold, cut_fill)
-    n_out, h, w = sched.n_out, int(frames.shape[1]), int(frames.shape[2])
-    check_output_fits(n_out, h, w)  # before any work: never get killed by the OS halfway
+    n, h, w = (int(x) for x in frames.shape[:3])
+    sched = opts.schedule(n)
+    check_output_fits(sched.n_out, h, w)  # before any work: never get killed by the OS halfway
+    cuts = detect_cuts(frames, opts.cut_threshold) if n > 1 and opts.detects_cuts else []
+    sched = sched.with_cuts(cuts)
+    n_out = sched.n_out
     method = model if isinstance(model, Method) else load_method(model, model_dirs)
-    plan = guard_mod.plan(method, (h, w), n_out, strategy=strategy, device=device, precision=precision,
-                          batch_size=batch_size, flow_scale=flow_scale)
+    plan = guard_mod.plan(method, (h, w), n_out, strategy=opts.strategy, device=opts.device,
+                          precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale)
     policy = policy or ladder_mod.Policy()
     if on_plan is not None:
-        on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=int(frames.shape[0]),
-                     frames_out=n_out, cuts=list(cuts)))
+        on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=n, frames_out=n_out, cuts=list(cuts)))
     out = allocate_output(n_out, h, w)
     with ResourceMonitor(interval=monitor_interval) as mon:
         run = ladder_mod.run(frames, sched, method, plan.settings, out, policy=policy, progress=progress,
                              cancel=cancel, on_event=on_event, adapt=plan.adapt, faults=faults)
     elapsed = time.perf_counter() - t0
-    report = run_report(run, sched, method, model, plan, (h, w), multiplier, dst_fps, cuts, cut_threshold, elapsed)
+    report = run_report(run, sched, method, model, plan, (h, w), opts, cuts, elapsed)
     report.update(resources=mon.summary(), timeline=mon.timeline)
-    log.info("interpolated %d -> %d frames in %.1fs with %s (%d fallback%s)", frames.shape[0], n_out, elapsed,
+    log.info("interpolated %d -> %d frames in %.1fs with %s (%d fallback%s)", n, n_out, elapsed,
              run.method_description, len(run.events), "" if len(run.events) == 1 else "s")
     return Result(out, sched.dst_fps, sched, cuts, report)
 

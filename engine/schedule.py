@@ -184,8 +184,13 @@ def cut_scores(frames) -> np.ndarray:
     return scores
 
 
+def cuts_enabled(threshold: float | None) -> bool:
+    """Scene-cut detection is on for a threshold strictly between 0 and 1 (no score exceeds 1)."""
+    return threshold is not None and 0 < threshold < 1
+
+
 def detect_cuts(frames, threshold: float = 0.3) -> list[int]:
-    """Pair indices whose scene-change score exceeds threshold. threshold <= 0 or >= 1 disables."""
-    if threshold is None or threshold <= 0 or threshold >= 1:
+    """Pair indices whose scene-change score exceeds threshold (none unless cuts_enabled(threshold))."""
+    if not cuts_enabled(threshold):
         return []
     return [int(i) for i in np.nonzero(cut_scores(frames) > threshold)[0]]

@@ -6,7 +6,9 @@ import logging
 import comfy.model_management as mm
 from comfy_api.latest import io
 
+from ..engine.errors import InputError
 from ..engine.guard import STRATEGIES
+from ..engine.options import check_device, check_flow_scale, check_strategy
 from ..engine.resources import snapshot
 from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, GuardSocket, schema_extras
 
@@ -117,14 +119,20 @@ class PerformanceGuard(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, flow_scale=None):
-        if flow_scale is not None and flow_scale != 0 and not 0.25 <= float(flow_scale) <= 4:
-            return f"flow_scale must be 0 (auto) or between 0.25 and 4, got {flow_scale}"
+        try:
+            check_flow_scale(None if flow_scale == 0 else flow_scale)
+        except InputError as exc:
+            return f"{exc} (0 = auto)"
         return True
 
     @classmethod
     def execute(cls, strategy, device, batch_size, flow_scale, monitor_interval) -> io.NodeOutput:
-        if flow_scale and not 0.25 <= float(flow_scale) <= 4:
-            raise ValueError(f"flow_scale must be 0 (auto) or between 0.25 and 4, got {flow_scale}")
+        # the engine's rules and messages (engine.options); 0 = auto for batch size and flow scale
+        check_strategy(strategy)
+        check_device(device)
+        check_flow_scale(None if flow_scale == 0 else flow_scale)
+        if not (isinstance(monitor_interval, (int, float)) and 0.05 <= monitor_interval <= 10):
+            raise InputError(f"monitor_interval must be between 0.05 and 10 seconds, got {monitor_interval!r}")
         settings = GuardSettings(strategy=strategy, device=device, batch_size=int(batch_size) or None,
                                  flow_scale=float(flow_scale) or None, monitor_interval=float(monitor_interval))
         return io.NodeOutput(settings, guard_report(settings))

@@ -11,7 +11,9 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..engine.errors import InputError
 from ..engine.ladder import FAULT_KINDS, Fault
+from ..engine.options import PRECISIONS, Options
 from ..engine.pipeline import format_report, interpolate
 from ..engine.resources import render_timeline_png
 from . import model_cache, model_folder
@@ -21,7 +23,6 @@ from .types import CATEGORY, SEARCH_ALIASES, FallbackSocket, GuardSettings, Guar
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 PBAR_MIN_INTERVAL = 0.1  # seconds between ProgressBar updates (the last one is always sent)
 DRILL_KEY = "video_engine_faults"  # extra_pnginfo key: injected failures for drills and tests
 
@@ -29,6 +30,25 @@ DRILL_KEY = "video_engine_faults"  # extra_pnginfo key: injected failures for dr
 def model_choices() -> list[str]:
     return list(model_cache.BUILTIN_CHOICES) + [m for m in model_folder.list_models()
                                                  if m not in model_cache.BUILTIN_CHOICES]
+
+
+def check_model(model) -> str | None:
+    """None when `model` names a built-in method or a file in the model folder, else what is wrong."""
+    if isinstance(model, str) and (model in model_cache.BUILTIN_CHOICES or model_folder.full_path(model)):
+        return None
+    if isinstance(model, str) and model:
+        return model_folder.missing_message(model)
+    return f"model must be one of {', '.join(model_choices())}, got {model!r}"
+
+
+def run_options(multiplier, target_fps, source_fps, scene_cut_threshold, precision, settings) -> Options:
+    """The node's widgets as the engine's Options (validated there: the same rules and messages as
+    the engine API and the command line). target_fps 0 means "use the multiplier"."""
+    dst = None if target_fps == 0 else target_fps
+    return Options(multiplier=multiplier if dst is None else None, src_fps=source_fps, dst_fps=dst,
+                   cut_threshold=scene_cut_threshold, precision=precision, strategy=settings.strategy,
+                   device=comfy_device(settings.device), batch_size=settings.batch_size,
+                   flow_scale=settings.flow_scale)
 
 
 def _send_status(event: str, payload: dict) -> None:
@@ -97,7 +117,7 @@ class VideoInterpolate(io.ComfyNode):
                 io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
                                tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
                                        "not morphed. 0 = off; lower finds more cuts."),
-                io.Combo.Input("precision", options=PRECISIONS, default="auto",
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                                tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
                                        "fp32 on the CPU). The output is always fp32."),
                 GuardSocket.Input("guard", optional=True,
@@ -125,11 +145,7 @@ class VideoInterpolate(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, model=None):
         # Checked here (not by the combo list) so the message names the folder and the file.
-        if model is None or model in model_cache.BUILTIN_CHOICES:
-            return True
-        if model_folder.full_path(model) is None:
-            return model_folder.missing_message(model)
-        return True
+        return check_model(model) or True
 
     @classmethod
     def _node_id(cls) -> str | None:
@@ -163,23 +179,18 @@ class VideoInterpolate(io.ComfyNode):
         settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
         result = None
         try:
-            if target_fps is not None and target_fps < 0:
-                raise ValueError(f"target_fps must be 0 (use the multiplier) or a positive frame rate, got {target_fps}")
-            if source_fps is None or source_fps <= 0:
-                raise ValueError(f"source_fps must be a positive frame rate, got {source_fps}")
+            opts = run_options(multiplier, target_fps, source_fps, scene_cut_threshold, precision, settings)
+            bad_model = check_model(model)
+            if bad_model:
+                raise InputError(bad_model)
             if images.shape[-1] > 3:
                 images = images[..., :3]
             if images.device.type != "cpu":
                 images = images.cpu()
             loaded = model_cache.get(model)
-            device = comfy_device(settings.device)
-            model_cache.prepare_for_run(loaded, device)
-            dst = float(target_fps) if target_fps and target_fps > 0 else None
+            model_cache.prepare_for_run(loaded, opts.device)
             result = interpolate(
-                images, loaded.method, multiplier=int(multiplier), src_fps=float(source_fps), dst_fps=dst,
-                cut_threshold=float(scene_cut_threshold), strategy=settings.strategy, device=device,
-                precision=precision, batch_size=settings.batch_size, flow_scale=settings.flow_scale,
-                policy=fallback, progress=on_progress, cancel=mm.throw_exception_if_processing_interrupted,
+                images, loaded.method, options=opts, policy=fallback, progress=on_progress, cancel=mm.throw_exception_if_processing_interrupted,
                 on_event=status.fallback, on_plan=on_plan, monitor_interval=settings.monitor_interval,
                 faults=drill_faults(getattr(getattr(cls, "hidden", None), "extra_pnginfo", None)))
         except BaseException as e:
@@ -198,10 +209,7 @@ class VideoInterpolate(io.ComfyNode):
         report = result.report
         text = format_report(report)
         status.finish(report, text)
-        if result.fps is not None:
-            fps_out = float(result.fps)
-        else:
-            fps_out = float(target_fps) if dst else float(source_fps) * int(multiplier)
+        fps_out = float(result.fps)  # the source fps is always given, so the output's is known
         plot = torch.from_numpy(render_timeline_png(report.get("timeline", []))).float().div_(255.0).unsqueeze(0)
         log.info("Video Engine: %s", text.replace("\n", " | "))
         return io.NodeOutput(result.frames, fps_out, text, plot)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import cli, pipeline
+from engine import cli, pipeline, stream
 from engine.ladder import Fault
 from engine.video_io import VideoReader, make_sample_clip, make_sample_tone, probe, synthetic_frame
 
@@ -90,7 +90,7 @@ def test_frame_needed_is_exactly_what_the_schedule_uses(step):
         used |= {e.i0, e.i1}
         if e.t:
             used |= {e.i0, e.i0 + 1}
-    assert {k for k in range(23) if cli.frame_needed(k, step, sched.n_out)} == used
+    assert {k for k in range(23) if stream.frame_needed(k, step, sched.n_out)} == used
 
 
 CASES = {
@@ -111,7 +111,7 @@ def test_stream_is_bit_exact_with_pipeline_interpolate(case):
     u8 = clip_u8(n=14, cut_at=9)
     ref = pipeline.interpolate(torch.from_numpy(u8).float() / 255, model, **kw)
     got = {}
-    report = cli.stream_frames(iter(list(u8)), len(u8), lambda n, f: got.__setitem__(n, f.clone()), model, **kw)
+    report = stream.interpolate_stream(iter(list(u8)), len(u8), lambda n, f: got.__setitem__(n, f.clone()), model, **kw)
     assert sorted(got) == list(range(ref.frames.shape[0])), "every output exactly once"
     streamed = torch.stack([got[n] for n in sorted(got)])
     assert torch.equal(streamed, ref.frames)
@@ -133,7 +133,7 @@ def test_stream_with_rife_is_bit_exact_with_pipeline(monkeypatch):
     u8 = clip_u8(n=6, w=48, h=40)
     ref = pipeline.interpolate(torch.from_numpy(u8).float() / 255, small_rife(6), multiplier=2, batch_size=2)
     got = []
-    report = cli.stream_frames(iter(list(u8)), len(u8), lambda n, f: got.append(f.clone()), small_rife(6),
+    report = stream.interpolate_stream(iter(list(u8)), len(u8), lambda n, f: got.append(f.clone()), small_rife(6),
                                multiplier=2, batch_size=2)
     assert torch.equal(torch.stack(got), ref.frames)
     assert report["method"].startswith("RIFE")
@@ -147,7 +147,7 @@ def test_ladder_resumes_inside_the_stream_with_frames_still_in_the_window():
     faults = [Fault(5, "cpu_oom", 0), Fault(5, "cpu_oom", 1)]
     ref = pipeline.interpolate(torch.from_numpy(u8).float() / 255, "builtin-flow", multiplier=3, batch_size=4)
     got = []
-    report = cli.stream_frames(iter(list(u8)), len(u8), lambda n, f: got.append(f.clone()), "builtin-flow",
+    report = stream.interpolate_stream(iter(list(u8)), len(u8), lambda n, f: got.append(f.clone()), "builtin-flow",
                                multiplier=3, batch_size=4, faults=faults)
     # m = 3, batch 4: the batch holding output 5 is tasks 1, 2, 4, 5 (source frame 3 between them), so the
     # ladder resumes at output 1, whose source frame 0 the window must still hold
@@ -164,19 +164,19 @@ def test_window_holds_a_bounded_number_of_frames_whatever_the_length():
         def emit(k, f):
             count[0] += 1
 
-        rep = cli.stream_frames(frames, n, emit, "blend", multiplier=4, cut_threshold=0.3)
+        rep = stream.interpolate_stream(frames, n, emit, "blend", multiplier=4, cut_threshold=0.3)
         assert count[0] == rep["frames_out"] == 4 * n - 3
         peaks.append(rep["streaming"]["peak_source_frames_held"])
     assert peaks[0] == peaks[1] <= 6
 
 
 def test_window_refuses_released_frames_and_holds_the_last_frame_when_the_source_ends_early(caplog):
-    w = cli.FrameWindow(iter(clip_u8(n=4)), n_in=6)
+    w = stream.FrameWindow(iter(clip_u8(n=4)), n_in=6)
     assert w[1].shape == (48, 64, 3)
     w.release_below(2)
     with pytest.raises(RuntimeError, match="released"):
         w[1]
-    with caplog.at_level(logging.WARNING, "engine.cli"):
+    with caplog.at_level(logging.WARNING, "engine.stream"):
         assert torch.equal(w[5], w[3])  # only 4 frames came: the last one is held
     assert w.ended_at == 4 and "ended after 4 frames" in caplog.text
 
@@ -184,7 +184,7 @@ def test_window_refuses_released_frames_and_holds_the_last_frame_when_the_source
 def test_stream_survives_a_container_that_over_reports_its_frame_count():
     u8 = clip_u8(n=8)
     got = []
-    rep = cli.stream_frames(iter(list(u8)), 10, lambda n, f: got.append(f), "blend", multiplier=2)
+    rep = stream.interpolate_stream(iter(list(u8)), 10, lambda n, f: got.append(f), "blend", multiplier=2)
     assert len(got) == rep["frames_out"] == 19 and rep["streaming"]["source_ended_early_at"] == 8
 
 
