@@ -52,6 +52,7 @@ __all__ = [
     "synthetic_frame",
     "make_sample_clip",
     "make_sample_tone",
+    "write_audio",
 ]
 
 #: Video encoders in order of preference (first one PyAV's FFmpeg has wins).
@@ -1190,6 +1191,37 @@ def make_sample_tone(
             frame.time_base = Fraction(1, sample_rate)
             out.mux(stream.encode(frame))
             pos += n
+        out.mux(stream.encode(None))
+    return p
+
+
+def write_audio(path, samples: np.ndarray, sample_rate: int, codec: str = "aac") -> Path:
+    """Encode float samples ``[channels, n]`` (in [-1, 1]) into an audio-only file, block by block.
+
+    For audio that exists only in memory (e.g. a ComfyUI AUDIO), so that :class:`VideoWriter` can
+    carry it as ``audio_from``. 1, 2 and 6 channels keep their layout; more are cut to the first two.
+    """
+    p = Path(os.fspath(path))
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise VideoIOError(f"audio samples must be [channels, samples] with at least one sample, got {data.shape}")
+    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
+    if data.shape[0] not in layouts:
+        logger.warning("%d audio channels: keeping the first two", data.shape[0])
+        data = data[:2]
+    rate = int(sample_rate)
+    with av.open(str(p), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.codec_context.layout = layouts[data.shape[0]]
+        stream.codec_context.time_base = Fraction(1, rate)
+        block = stream.codec_context.frame_size or 1024
+        for pos in range(0, data.shape[1], block):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, pos:pos + block]), format="fltp",
+                                               layout=layouts[data.shape[0]])
+            frame.sample_rate = rate
+            frame.pts = pos
+            frame.time_base = Fraction(1, rate)
+            out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return p
 

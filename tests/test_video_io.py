@@ -25,6 +25,7 @@ from engine.video_io import (  # noqa: E402
     make_sample_tone,
     probe,
     synthetic_frame,
+    write_audio,
 )
 
 W, H = 96, 64
@@ -219,6 +220,29 @@ def test_audio_is_copied_from_source(tmp_path):
     first, end = _span(out, "audio")
     assert first == pytest.approx(src_first, abs=0.03)
     assert end == pytest.approx(src_end, abs=0.1)
+
+
+@pytest.mark.parametrize("channels,layout", [(1, "mono"), (2, "stereo"), (3, "stereo")])
+def test_in_memory_audio_is_written_and_carried(tmp_path, channels, layout):
+    rate = 44100
+    t = np.arange(int(1.5 * rate)) / rate
+    samples = np.stack([0.25 * np.sin(2 * np.pi * (300 + 100 * c) * t) for c in range(channels)])
+    audio = write_audio(tmp_path / "a.m4a", samples, rate)
+    with av.open(str(audio)) as c:
+        s = c.streams.audio[0]
+        assert (s.codec_context.name, s.rate, s.codec_context.layout.name) == ("aac", rate, layout)
+        decoded = np.concatenate([f.to_ndarray() for f in c.decode(s)], axis=1)
+    assert abs(decoded.shape[1] - samples.shape[1]) <= 2048  # AAC priming/padding only
+    rms = float(np.sqrt((decoded.astype(np.float64) ** 2).mean()))
+    assert 0.14 < rms < 0.21, rms  # the signal (a 0.25 sine: rms 0.177), not silence or noise
+    _write(tmp_path / "v.mp4", 36, audio_from=audio)
+    assert probe(tmp_path / "v.mp4").has_audio
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 0)), np.zeros(100), np.zeros((1, 2, 3))])
+def test_in_memory_audio_of_the_wrong_shape_is_refused(tmp_path, bad):
+    with pytest.raises(VideoIOError, match=r"\[channels, samples\]"):
+        write_audio(tmp_path / "a.m4a", bad, 48000)
 
 
 def test_audio_is_transcoded_when_copy_is_impossible(tmp_path):
