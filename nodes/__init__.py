@@ -1,6 +1,7 @@
 """ComfyUI nodes of the Video Engine pack (V3 API). Only imported inside ComfyUI.
 
     VideoInterpolate   frames -> interpolated frames, fps, report, resource plot
+    VideoInterpolateStream  VIDEO -> VIDEO (a file), fps, report; streamed, memory flat in length
     PerformanceGuard   strategy / device / batch / flow scale  -> VIDEO_ENGINE_GUARD
     FallbackSwitch     allowed recovery steps                  -> VIDEO_ENGINE_FALLBACK
 """
@@ -19,8 +20,9 @@ model_folder.register()
 from .fallback_node import FallbackSwitch  # noqa: E402
 from .guard_node import PerformanceGuard  # noqa: E402
 from .interpolate_node import VideoInterpolate  # noqa: E402
+from .stream_node import VideoInterpolateStream  # noqa: E402
 
-NODES = [VideoInterpolate, PerformanceGuard, FallbackSwitch]
+NODES = [VideoInterpolate, VideoInterpolateStream, PerformanceGuard, FallbackSwitch]
 
 
 class VideoEngineExtension(ComfyExtension):

@@ -6,7 +6,8 @@
 //     report (on "done"), error (on "error"), prompt_id }
 // Every field may be missing; nothing here throws on a partial payload.
 //
-// The status is a read-only widget named "ve_status" at the bottom of every VideoInterpolate node,
+// The status is a read-only widget named "ve_status" at the bottom of every VideoInterpolate and
+// VideoInterpolateStream node,
 // drawn on the canvas (colored lines, a progress bar; fallbacks in amber, errors in red). Its
 // `value` is the same text without colors, so tests and other extensions can read it. It is never
 // saved in the workflow nor sent with the prompt, and is hidden until the first event arrives.
@@ -14,7 +15,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const EVENT = "video_engine.status";
-const NODE_CLASS = "VideoInterpolate";
+const NODE_CLASSES = new Set(["VideoInterpolate", "VideoInterpolateStream"]);
 const WIDGET = "ve_status";
 
 const FONT = "12px ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace";
@@ -280,7 +281,7 @@ function statusWidget(node) {
 const states = new Map();
 
 function isTarget(node) {
-  return !!node && (node.comfyClass === NODE_CLASS || node.type === NODE_CLASS);
+  return !!node && (NODE_CLASSES.has(node.comfyClass) || NODE_CLASSES.has(node.type));
 }
 
 function lookup(graph, id) {
