@@ -42,6 +42,13 @@ NODE_DEFS = {
                           ("precision", "COMBO", True, False), ("guard", "VIDEO_ENGINE_GUARD", False, True),
                           ("fallback", "VIDEO_ENGINE_FALLBACK", False, True)],
                          [("images", "IMAGE"), ("fps", "FLOAT"), ("report", "STRING"), ("resource_plot", "IMAGE")], {}),
+    "VideoInterpolateStream": ([("video", "VIDEO", False, False), ("model", "COMBO", True, False),
+                                ("multiplier", "INT", True, False), ("target_fps", "FLOAT", True, False),
+                                ("scene_cut_threshold", "FLOAT", True, False), ("precision", "COMBO", True, False),
+                                ("save_output", "BOOLEAN", True, False), ("filename_prefix", "STRING", True, False),
+                                ("guard", "VIDEO_ENGINE_GUARD", False, True),
+                                ("fallback", "VIDEO_ENGINE_FALLBACK", False, True)],
+                               [("video", "VIDEO"), ("fps", "FLOAT"), ("report", "STRING")], {}),
     "PreviewAny": ([("source", "*", False, False)], [], {}),
     "PreviewImage": ([("images", "IMAGE", False, False)], [], {}),
     "PerformanceGuard": ([("strategy", "COMBO", True, False), ("device", "COMBO", True, False),
@@ -162,7 +169,7 @@ def to_ui(wf: Workflow) -> dict:
         node = {"id": n.id, "type": n.type, "pos": list(n.pos), "size": list(n.size), "flags": {},
                 "order": order[n.id], "mode": 0, "inputs": ui_inputs[n.id], "outputs": outs,
                 "properties": {"Node name for S&R": n.type}, "widgets_values": widgets_values}
-        if n.type in ("VideoInterpolate", "PerformanceGuard", "FallbackSwitch"):
+        if n.type in ("VideoInterpolate", "VideoInterpolateStream", "PerformanceGuard", "FallbackSwitch"):
             node["properties"]["cnr_id"] = "video-engine"
         else:
             node["properties"]["cnr_id"] = "comfy-core"
@@ -265,7 +272,25 @@ def guarded_workflow() -> Workflow:
                     "and CPU over the run.", nodes)
 
 
-WORKFLOWS = [video_workflow, keyframes_workflow, guarded_workflow]
+def stream_workflow() -> Workflow:
+    nodes = [
+        Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
+        Node(2, "VideoInterpolateStream", (X_MID, 60), (440, 330),
+             dict(model="builtin-flow", multiplier=2, target_fps=0.0, scene_cut_threshold=0.3, precision="auto",
+                  save_output=False, filename_prefix="video/VideoEngine"),
+             {"video": (1, 0)}, title="Video Interpolate (stream)"),
+        Node(3, "SaveVideo", (X_CREATE - 300, 60), (520, 560),
+             {"filename_prefix": "video/video_engine", "format": "auto", "codec": "auto"}, {"video": (2, 0)}),
+        Node(4, "PreviewAny", (X_MID, 820), (440, 230), {}, {"source": (2, 2)}, title="Report"),
+    ]
+    return Workflow("stream_video", "Video Engine: long videos, streamed",
+                    "Upload a video in Load Video, then Queue. Video Interpolate (stream) decodes, interpolates and "
+                    "encodes frame by frame, so memory does not grow with the video's length (use it for long "
+                    "clips). It doubles the frame rate here (multiplier 2; or set target_fps, e.g. 60) and keeps "
+                    "the audio; Save Video copies the result as it is.", nodes)
+
+
+WORKFLOWS = [video_workflow, keyframes_workflow, guarded_workflow, stream_workflow]
 
 
 def render() -> dict[Path, str]:

@@ -322,7 +322,7 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
     return prompt
 
 
-@pytest.mark.parametrize("name", ["video_interpolate", "keyframes_to_video", "guarded_interpolation"])
+@pytest.mark.parametrize("name", ["video_interpolate", "keyframes_to_video", "guarded_interpolation", "stream_video"])
 def test_example_files_are_consistent(comfy, name):
     ui = json.loads((EXAMPLES / f"{name}.json").read_text())
     api = load_api(name)
@@ -354,7 +354,8 @@ def test_examples_are_listed_as_templates(comfy):
     listing = comfy.get_json("/workflow_templates")
     ours = [k for k, v in listing.items() if "video_interpolate" in v]
     assert len(ours) == 1, listing
-    assert sorted(listing[ours[0]]) == ["guarded_interpolation", "keyframes_to_video", "video_interpolate"]
+    assert sorted(listing[ours[0]]) == ["guarded_interpolation", "keyframes_to_video", "stream_video",
+                                        "video_interpolate"]
     served = comfy.get_json(f"/api/workflow_templates/{ours[0]}/video_interpolate.json")
     assert served == json.loads((EXAMPLES / "video_interpolate.json").read_text())
 
