@@ -51,6 +51,67 @@ def run_options(multiplier, target_fps, source_fps, scene_cut_threshold, precisi
                    flow_scale=settings.flow_scale)
 
 
+def run_inputs(source_fps: bool) -> list:
+    """The inputs VideoInterpolate and VideoInterpolateStream share, in order: model, multiplier,
+    target_fps, source_fps (VideoInterpolate only: a VIDEO carries its own), scene_cut_threshold,
+    precision, then the optional guard and fallback sockets."""
+    need_src = " Needs the right source_fps." if source_fps else ""
+    inputs = [
+        io.Combo.Input("model", options=model_choices(), default="builtin-flow",
+                       tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
+                               "Other entries: RIFE weights (.safetensors, .pth, .pkl) found in "
+                               "models/frame_interpolation."),
+        io.Int.Input("multiplier", default=2, min=1, max=16, step=1,
+                     tooltip="Output frames per input frame: N frames become N + (m-1)(N-1). Ignored when "
+                             "target_fps is set."),
+        io.Float.Input("target_fps", default=0.0, min=0.0, max=1000.0, step=0.001,
+                       tooltip="Convert to this frame rate (any value, e.g. 59.94); 0 = use the multiplier." + need_src),
+    ]
+    if source_fps:
+        inputs.append(io.Float.Input("source_fps", default=24.0, min=0.001, max=1000.0, step=0.001,
+                                     tooltip="Frame rate of the input frames. Wire it from GetVideoComponents' fps "
+                                             "output. Used for target_fps and for the fps output."))
+    return inputs + [
+        io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
+                       tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
+                               "not morphed. 0 = off; lower finds more cuts."),
+        io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                       tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
+                               "fp32 on the CPU)." + (" The output is always fp32." if source_fps else "")),
+    ]
+
+
+def optional_inputs() -> list:
+    return [
+        GuardSocket.Input("guard", optional=True,
+                          tooltip="Optional PerformanceGuard: strategy, device, batch size, flow scale. "
+                                  "Unconnected = balanced, auto device."),
+        FallbackSocket.Input("fallback", optional=True,
+                             tooltip="Optional FallbackSwitch: which recovery steps are allowed when memory "
+                                     "runs out. Unconnected = every step, then an error."),
+    ]
+
+
+def progress_hooks(status: StatusReporter, node_id):
+    """The engine's on_plan and progress callbacks for a node: our live status and ComfyUI's bar
+    (whose updates are also ComfyUI's cancel point)."""
+    pbar = comfy.utils.ProgressBar(1, node_id=node_id)
+    last = [0.0]
+
+    def on_plan(info):
+        status.start(info)
+        pbar.update_absolute(0, max(1, info.get("frames_out") or 1))
+
+    def on_progress(done, total):
+        status.progress(done, total)
+        now = time.monotonic()
+        if done >= total or now - last[0] >= PBAR_MIN_INTERVAL:
+            last[0] = now
+            pbar.update_absolute(done, total)
+
+    return on_plan, on_progress
+
+
 def _send_status(event: str, payload: dict) -> None:
     from server import PromptServer  # ComfyUI's server module
 
@@ -85,6 +146,27 @@ def _executing():
         return None
 
 
+def node_status(node_cls) -> tuple[str | None, StatusReporter]:
+    """The executing node's id and a live-status reporter for it."""
+    ctx = _executing()
+    uid = getattr(getattr(node_cls, "hidden", None), "unique_id", None)
+    if uid is None:
+        uid = getattr(ctx, "node_id", None)
+    node_id = None if uid is None else str(uid)
+    return node_id, StatusReporter(node_id, _send_status, prompt_id=getattr(ctx, "prompt_id", None))
+
+
+def report_failure(e: BaseException, status: StatusReporter, node_id) -> None:
+    """Say on the status that the run stopped (interrupted, or the error), before ComfyUI reports it."""
+    interrupted = isinstance(e, mm.InterruptProcessingException)
+    status.error("interrupted" if interrupted else f"{type(e).__name__}: {e}")
+    if not interrupted:
+        log.warning("Video Engine: node %s failed: %s", node_id, e)
+    # The traceback keeps the finished engine frames, and with them the output buffer and the
+    # cached frames, alive for as long as ComfyUI holds the exception: drop their locals now.
+    traceback.clear_frames(e.__traceback__)
+
+
 class VideoInterpolate(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -101,31 +183,8 @@ class VideoInterpolate(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="The frames, in order (e.g. GetVideoComponents' images, or a "
                                                  "batch of keyframes)."),
-                io.Combo.Input("model", options=model_choices(), default="builtin-flow",
-                               tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
-                                       "Other entries: RIFE weights (.safetensors, .pth, .pkl) found in "
-                                       "models/frame_interpolation."),
-                io.Int.Input("multiplier", default=2, min=1, max=16, step=1,
-                             tooltip="Output frames per input frame: N frames become N + (m-1)(N-1). Ignored when "
-                                     "target_fps is set."),
-                io.Float.Input("target_fps", default=0.0, min=0.0, max=1000.0, step=0.001,
-                               tooltip="Convert to this frame rate (any value, e.g. 59.94); 0 = use the multiplier. "
-                                       "Needs the right source_fps."),
-                io.Float.Input("source_fps", default=24.0, min=0.001, max=1000.0, step=0.001,
-                               tooltip="Frame rate of the input frames. Wire it from GetVideoComponents' fps output. "
-                                       "Used for target_fps and for the fps output."),
-                io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
-                               tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
-                                       "not morphed. 0 = off; lower finds more cuts."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
-                                       "fp32 on the CPU). The output is always fp32."),
-                GuardSocket.Input("guard", optional=True,
-                                  tooltip="Optional PerformanceGuard: strategy, device, batch size, flow scale. "
-                                          "Unconnected = balanced, auto device."),
-                FallbackSocket.Input("fallback", optional=True,
-                                     tooltip="Optional FallbackSwitch: which recovery steps are allowed when memory "
-                                             "runs out. Unconnected = every step, then an error."),
+                *run_inputs(source_fps=True),
+                *optional_inputs(),
             ],
             outputs=[
                 io.Image.Output("interpolated", display_name="images", tooltip="The interpolated frames."),
@@ -148,34 +207,10 @@ class VideoInterpolate(io.ComfyNode):
         return check_model(model) or True
 
     @classmethod
-    def _node_id(cls) -> str | None:
-        hidden = getattr(cls, "hidden", None)
-        uid = getattr(hidden, "unique_id", None) if hidden is not None else None
-        if uid is None:
-            ctx = _executing()
-            uid = getattr(ctx, "node_id", None)
-        return None if uid is None else str(uid)
-
-    @classmethod
     def execute(cls, images, model, multiplier, target_fps, source_fps, scene_cut_threshold, precision,
                 guard=None, fallback=None) -> io.NodeOutput:
-        node_id = cls._node_id()
-        ctx = _executing()
-        status = StatusReporter(node_id, _send_status, prompt_id=getattr(ctx, "prompt_id", None))
-        pbar = comfy.utils.ProgressBar(1, node_id=node_id)
-        last_pbar = [0.0]
-
-        def on_plan(info):
-            status.start(info)
-            pbar.update_absolute(0, max(1, info.get("frames_out") or 1))
-
-        def on_progress(done, total):
-            status.progress(done, total)
-            now = time.monotonic()
-            if done >= total or now - last_pbar[0] >= PBAR_MIN_INTERVAL:
-                last_pbar[0] = now
-                pbar.update_absolute(done, total)  # also ComfyUI's cancel point
-
+        node_id, status = node_status(cls)
+        on_plan, on_progress = progress_hooks(status, node_id)
         settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
         result = None
         try:
@@ -194,13 +229,7 @@ class VideoInterpolate(io.ComfyNode):
                 on_event=status.fallback, on_plan=on_plan, monitor_interval=settings.monitor_interval,
                 faults=drill_faults(getattr(getattr(cls, "hidden", None), "extra_pnginfo", None)))
         except BaseException as e:
-            interrupted = isinstance(e, mm.InterruptProcessingException)
-            status.error("interrupted" if interrupted else f"{type(e).__name__}: {e}")
-            if not interrupted:
-                log.warning("Video Engine: node %s failed: %s", node_id, e)
-            # The traceback keeps the finished engine frames, and with them the output buffer and the
-            # cached frames, alive for as long as ComfyUI holds the exception: drop their locals now.
-            traceback.clear_frames(e.__traceback__)
+            report_failure(e, status, node_id)
             raise
         finally:
             gc.collect()

@@ -22,31 +22,27 @@ import os
 import shutil
 import tempfile
 import threading
-import time
-import traceback
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator
 
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 import numpy as np
 import torch
 from comfy_api.latest import InputImpl, io, ui
 
 from ..engine.errors import InputError
-from ..engine.options import PRECISIONS, Options
+from ..engine.options import Options
 from ..engine.pipeline import format_report
 from ..engine.schedule import as_fraction
 from ..engine.stream import Encoder, interpolate_stream, to_uint8
 from ..engine.video_io import VideoWriter, probe, write_audio
 from . import model_cache
-from .interpolate_node import (PBAR_MIN_INTERVAL, _executing, _send_status, check_model, drill_faults,
-                               model_choices, run_options)
-from .status import StatusReporter
-from .types import CATEGORY, SEARCH_ALIASES, FallbackSocket, GuardSettings, GuardSocket, schema_extras
+from .interpolate_node import (check_model, drill_faults, node_status, optional_inputs, progress_hooks,
+                               report_failure, run_inputs, run_options)
+from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, schema_extras
 
 log = logging.getLogger(__name__)
 
@@ -247,34 +243,14 @@ class VideoInterpolateStream(io.ComfyNode):
             inputs=[
                 io.Video.Input("video", tooltip="The video to interpolate (Load Video, Create Video, or any node "
                                                 "that outputs a VIDEO). Its frame rate and audio are used."),
-                io.Combo.Input("model", options=model_choices(), default="builtin-flow",
-                               tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
-                                       "Other entries: RIFE weights (.safetensors, .pth, .pkl) found in "
-                                       "models/frame_interpolation."),
-                io.Int.Input("multiplier", default=2, min=1, max=16, step=1,
-                             tooltip="Output frames per input frame: N frames become N + (m-1)(N-1), at m times "
-                                     "the frame rate. Ignored when target_fps is set."),
-                io.Float.Input("target_fps", default=0.0, min=0.0, max=1000.0, step=0.001,
-                               tooltip="Convert to this frame rate (e.g. 60 or 59.94; exact NTSC rates); "
-                                       "0 = use the multiplier."),
-                io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
-                               tooltip="How different two frames must be to count as a scene cut; cut pairs are "
-                                       "held, not morphed. 0 = off; lower finds more cuts."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
-                                       "fp32 on the CPU)."),
+                *run_inputs(source_fps=False),
                 io.Boolean.Input("save_output", default=False,
                                  tooltip="Off: the result is a temporary file (connect Save Video to keep it). On: "
                                          "it is also saved in the output folder under filename_prefix."),
                 io.String.Input("filename_prefix", default=DEFAULT_PREFIX,
                                 tooltip="Where save_output puts the file, inside the output folder "
                                         "(numbered, never overwritten)."),
-                GuardSocket.Input("guard", optional=True,
-                                  tooltip="Optional PerformanceGuard: strategy, device, batch size, flow scale. "
-                                          "Unconnected = balanced, auto device."),
-                FallbackSocket.Input("fallback", optional=True,
-                                     tooltip="Optional FallbackSwitch: which recovery steps are allowed when memory "
-                                             "runs out. Unconnected = every step, then an error."),
+                *optional_inputs(),
             ],
             outputs=[
                 io.Video.Output("interpolated_video", display_name="video",
@@ -293,18 +269,10 @@ class VideoInterpolateStream(io.ComfyNode):
         return check_model(model) or True  # the message names the model folder and the file
 
     @classmethod
-    def _node_id(cls) -> str:
-        uid = getattr(getattr(cls, "hidden", None), "unique_id", None)
-        if uid is None:
-            uid = getattr(_executing(), "node_id", None)
-        return "" if uid is None else str(uid)
-
-    @classmethod
     def execute(cls, video, model, multiplier, target_fps, scene_cut_threshold, precision, save_output,
                 filename_prefix, guard=None, fallback=None) -> io.NodeOutput:
-        node_id = cls._node_id()
-        ctx = _executing()
-        status = StatusReporter(node_id, _send_status, prompt_id=getattr(ctx, "prompt_id", None))
+        node_id, status = node_status(cls)
+        node_id = node_id or ""
         settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
         source = None
         try:
@@ -325,11 +293,7 @@ class VideoInterpolateStream(io.ComfyNode):
                 done = cls._run(node_id, source, loaded, key, status, opts, settings, fallback, save_output,
                                 filename_prefix)
         except BaseException as e:
-            interrupted = isinstance(e, mm.InterruptProcessingException)
-            status.error("interrupted" if interrupted else f"{type(e).__name__}: {e}")
-            if not interrupted:
-                log.warning("Video Engine: node %s failed: %s", node_id, e)
-            traceback.clear_frames(e.__traceback__)
+            report_failure(e, status, node_id)
             raise
         finally:
             if source is not None and source.cleanup is not None:
@@ -349,20 +313,7 @@ class VideoInterpolateStream(io.ComfyNode):
              save_output, filename_prefix) -> Finished:
         path, name, subfolder, folder_type = _output_path(save_output, filename_prefix, node_id, key,
                                                           source.width, source.height)
-        pbar = comfy.utils.ProgressBar(1, node_id=node_id)
-        last = [0.0]
-
-        def on_plan(info):
-            status.start(info)
-            pbar.update_absolute(0, max(1, info.get("frames_out") or 1))
-
-        def on_progress(done, total):
-            status.progress(done, total)
-            now = time.monotonic()
-            if done >= total or now - last[0] >= PBAR_MIN_INTERVAL:
-                last[0] = now
-                pbar.update_absolute(done, total)  # also ComfyUI's cancel point
-
+        on_plan, on_progress = progress_hooks(status, node_id)
         model_cache.prepare_for_run(loaded, opts.device)
         sched = opts.schedule(source.n_frames)
         audio_tmp = writer = encoder = None
