@@ -9,7 +9,8 @@ Graphs (API format, built-in flow method, x2):
   image:  LoadVideo -> GetVideoComponents -> VideoInterpolate -> CreateVideo -> SaveVideo   (300 frames)
 
 One ComfyUI server (tools/comfyui.sh up, the project's launcher; --root as the tests use:
-$VE_COMFY_ROOT or the default) serves every case, after one small warm-up run of each graph. Before
+$VE_COMFY_ROOT or the default) serves every case in this order, each graph after one small warm-up
+run of it (the stream cases first, so the IMAGE path's leftovers cannot hide their peaks). Before
 each case the kernel's peak-RSS mark of the server process is reset (`echo 5 > /proc/PID/clear_refs`),
 and after it VmHWM is read from /proc/PID/status: the peak of that case alone. psutil polls the RSS
 alongside. The inputs (synthetic, with audio; engine.video_io.make_sample_clip) are cached in --workdir
@@ -161,13 +162,14 @@ def main(argv=None) -> int:
                 shutil.copyfile(path, dst)
             names[n] = name
         tag = time.strftime("%H%M%S")
-        log.info("warm-up runs (12 frames, both graphs) ...")
-        client.run(stream_graph(names[12], f"ve_bench/warm_s_{tag}", args.model), timeout=600).raise_for_status()
-        if not args.no_image_path:
-            client.run(image_graph(names[12], f"ve_bench/warm_i_{tag}", args.model), timeout=600).raise_for_status()
         cases = [("stream", short_n), ("stream", long_n)] + ([] if args.no_image_path else [("image", short_n)])
         runs = []
         for kind, n in cases:
+            if not any(r["path"] == kind for r in runs):  # each graph's first use loads its code: not measured
+                log.info("warm-up run of the %s graph (12 frames) ...", kind)
+                warm = (stream_graph if kind == "stream" else image_graph)(names[12], f"ve_bench/warm_{kind}_{tag}",
+                                                                          args.model)
+                client.run(warm, timeout=1200).raise_for_status()
             graph = (stream_graph if kind == "stream" else image_graph)(names[n], f"ve_bench/{kind}_{n}_{tag}",
                                                                         args.model)
             log.info("%s path, %d frames ...", kind, n)
