@@ -316,11 +316,21 @@ class VideoReader:
 
     ``errors="raise"`` (default) turns a decoding error into :class:`VideoIOError`;
     ``errors="skip"`` logs it and drops the damaged packet instead.
+
+    ``start=k`` begins at source frame k (presentation order, counted from 0): the
+    reader seeks to the keyframe before it and decodes forward, dropping the frames
+    before k without converting them, so a range of a long video costs about what
+    reading that range does. Frame k is found by its timestamp among all the
+    stream's packet timestamps; where the stream has none, frames are counted from
+    the start instead. Either way the frames equal those a reader from 0 gives.
     """
 
-    def __init__(self, path, errors: str = "raise"):
+    def __init__(self, path, errors: str = "raise", start: int = 0):
         if errors not in ("raise", "skip"):
             raise ValueError("errors must be 'raise' or 'skip'")
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start must be a frame index >= 0, got {start!r}")
+        self.start = start
         self.path, self._container = _open_input(path)
         try:
             self._stream = _pick_video_stream(self.path, self._container)
@@ -397,8 +407,24 @@ class VideoReader:
             if k < n:
                 return
 
+    def _start_pts(self) -> int | None:
+        """The timestamp of frame ``self.start`` (None: count frames instead), after seeking before it."""
+        stream = self._stream
+        with av.open(str(self.path), "r") as c:
+            pts = sorted(pk.pts for pk in c.demux(c.streams[stream.index]) if pk.size > 0 and pk.pts is not None)
+        if self.start >= len(pts):
+            if pts:
+                raise VideoIOError(f"'{self.path}' has {len(pts)} frames; cannot start at frame {self.start}")
+            return None
+        if len(set(pts)) != len(pts):
+            return None
+        self._container.seek(pts[self.start], stream=stream, backward=True, any_frame=False)
+        return pts[self.start]
+
     def _decode(self) -> Iterator[np.ndarray]:
         stream = self._stream
+        target = self._start_pts() if self.start else None
+        skip = self.start if self.start and target is None else 0
         try:
             for packet in self._container.demux(stream):
                 try:
@@ -413,6 +439,16 @@ class VideoReader:
                     logger.warning("%s: skipping damaged data after frame %d (%s)", self.path, self.frames_read, exc)
                     continue
                 for frame in frames:
+                    if target is not None:
+                        if frame.pts is None or frame.pts < target:
+                            continue
+                        if frame.pts != target:
+                            raise VideoIOError(f"seeking '{self.path}' to frame {self.start} landed past it "
+                                               f"(timestamp {frame.pts}, wanted {target})")
+                        target = None
+                    if skip:
+                        skip -= 1
+                        continue
                     if self.frames_read == 0:
                         self._check_rotation(frame)
                     arr = self._to_rgb(frame)
@@ -717,6 +753,7 @@ class VideoWriter:
         keep_partial: bool = False,
         overwrite: bool = True,
         odd_size: str = "pad",
+        template=None,
     ):
         self.fps = as_fps(fps)
         try:
@@ -741,6 +778,7 @@ class VideoWriter:
         self._state = "open"
         self._audio: _AudioCarry | None = None
         self._container = None
+        self._remux = template is not None
 
         # ---- codec and pixel format
         if codec is None:
@@ -778,7 +816,11 @@ class VideoWriter:
                     "Use .mp4, .mkv or .mov."
                 ) from exc
             try:
-                stream = self._container.add_stream(self.codec, rate=fps_enc)
+                if template is not None:
+                    with av.open(str(template), "r") as t:
+                        stream = self._container.add_stream_from_template(t.streams.video[0])
+                else:
+                    stream = self._container.add_stream(self.codec, rate=fps_enc)
             except ValueError as exc:
                 raise VideoIOError(
                     f"Cannot write '{self.path}': {exc}. Use a .mp4 or .mkv file name, or another codec."
@@ -815,7 +857,8 @@ class VideoWriter:
                 opts["preset"] = preset or DEFAULT_PRESET
             cc.options.update(opts)
             try:  # open now, so bad settings fail here and not at the first frame
-                cc.open()
+                if template is None:
+                    cc.open()
             except (av.error.FFmpegError, ValueError) as exc:
                 raise VideoIOError(
                     f"Cannot set up the {self.codec} encoder for {self.out_width}x{self.out_height} {self.pix_fmt} "
@@ -967,6 +1010,48 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.pump(self.duration)
 
+    def append_file(self, piece, n_frames: int) -> None:
+        """Append an encoded video file made by a writer with the same settings, without re-encoding.
+
+        The piece's video packets are copied with their timestamps moved to start where this
+        writer's frames end (the pieces of a chunked run; see engine.distributed). ``n_frames`` is
+        how many frames the piece holds; the audio of ``audio_from`` is interleaved as for
+        :meth:`write`.
+        """
+        if self._state != "open":
+            raise VideoIOError(f"VideoWriter for '{self.path}' is already closed; create a new writer.")
+        start = Fraction(self.frames_written) * self._time_base  # seconds
+        with av.open(str(piece), "r") as c:
+            s_in = c.streams.video[0]
+            cc = s_in.codec_context
+            if (cc.codec.id, cc.width, cc.height) != (self._stream.codec_context.codec.id, self.out_width,
+                                                      self.out_height):
+                raise VideoIOError(f"cannot append '{piece}': it is {cc.name} {cc.width}x{cc.height}, this writer "
+                                   f"writes {self.codec} {self.out_width}x{self.out_height}")
+            tb_out = self._stream.time_base
+            shift = None
+            for pkt in c.demux(s_in):
+                if pkt.size == 0:
+                    continue
+                if shift is None:
+                    shift = int(start / tb_out)
+                for attr in ("pts", "dts"):
+                    v = getattr(pkt, attr)
+                    if v is not None:
+                        setattr(pkt, attr, int(round(Fraction(v) * pkt.time_base / tb_out)) + shift)
+                if pkt.duration:
+                    pkt.duration = int(round(Fraction(pkt.duration) * pkt.time_base / tb_out))
+                pkt.time_base = tb_out
+                pkt.stream = self._stream
+                try:
+                    self._container.mux(pkt)
+                except (av.error.FFmpegError, OSError) as exc:
+                    raise VideoIOError(f"Appending '{piece}' to '{self._tmp}' failed ({exc}). Is the disk full?") \
+                        from exc
+        self.frames_written += int(n_frames)
+        if self._audio is not None:
+            self._audio.pump(self.duration)
+
     def _fit_frame(self, frame: np.ndarray) -> np.ndarray:
         h, w = self.out_height, self.out_width
         if frame.shape[0] > h or frame.shape[1] > w:
@@ -1049,7 +1134,8 @@ class VideoWriter:
 
     def _finalise(self) -> None:
         """Flush the encoder and audio, write the trailer. The temp file is then a valid video."""
-        self._container.mux(self._stream.encode(None))
+        if not self._remux:
+            self._container.mux(self._stream.encode(None))
         if self._audio is not None:
             self._audio.finish(self.duration)
             if self._audio.failed:
