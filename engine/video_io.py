@@ -1010,6 +1010,11 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.pump(self.duration)
 
+    @staticmethod
+    def check_path(path, overwrite: bool) -> Path:
+        """The checks the constructor makes on ``path`` (a folder, no extension, exists, not writable)."""
+        return _check_output_path(path, overwrite)
+
     def append_file(self, piece, n_frames: int) -> None:
         """Append an encoded video file made by a writer with the same settings, without re-encoding.
 

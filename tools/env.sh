@@ -11,7 +11,7 @@ ve_log() { printf 'video-engine: %s\n' "$*" >&2; }
 
 ve_env() {
   local want stamp
-  want=$(cat "$ve_root/requirements.txt" "$ve_root/requirements-dev.txt" <(echo "$TORCH_SPEC") | sha256sum | cut -c1-16)
+  want=$(cat "$ve_root/requirements.txt" "$ve_root/requirements-dev.txt" "$ve_root/requirements-ray.txt" <(echo "$TORCH_SPEC") | sha256sum | cut -c1-16)
   stamp=$VE_VENV/.ve_stamp
   if [ -x "$VE_VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
