@@ -244,10 +244,13 @@ def test_cache_reuse_and_temp_files(comfy, clip):
     assert mine == {b.name, c.name}, mine  # the oldest (a) was removed
     assert not [n for n in temp_files(comfy) if n.startswith(".")], temp_files(comfy)
 
-    back = run_ok(comfy, stream_prompt(clip, multiplier=6))  # B again: its file is still there, reused
+    # B again, no recomputation either way: ComfyUI's cache still has it (0.25's RAM-pressure cache), or
+    # it was dropped (0.3.75's classic cache keeps one result per node) and the node reuses B's file
+    back = run_ok(comfy, stream_prompt(clip, multiplier=6))
     assert our_preview(comfy, back, node) == b
     st = statuses(back, node)
-    assert [s["phase"] for s in st] == ["done"] and "progress" not in [s["phase"] for s in st]
+    cached = node in [n for d in back.of_type("execution_cached") for n in d.get("nodes", [])]
+    assert (cached and st == []) or [s["phase"] for s in st] == ["done"], (cached, st)
     assert probe_out(saved_video(comfy, back))["n"] == CLIP_FRAMES * 6 - 5
 
     before = output_files(comfy)
