@@ -44,6 +44,37 @@ def run(clip: Path, out: Path, chunk_frames: int) -> dict:
                 chunks=[dict(outputs=c["outputs"], timings=c["timings"]) for c in rep["chunks"]])
 
 
+def stages(clip: Path, n: int) -> dict:
+    """Seconds per frame of each stage on one thread, in this process: decode, interpolate, encode."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from engine import pipeline
+    from engine.video_io import VideoReader, VideoWriter
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    t0 = time.perf_counter()
+    with VideoReader(clip) as r:
+        frames = [f for f, _ in zip(r, range(n))]
+    decode = (time.perf_counter() - t0) / len(frames)
+    x = torch.from_numpy(np.stack(frames)).float().div_(255)
+    t0 = time.perf_counter()
+    res = pipeline.interpolate(x, None, multiplier=2, cut_threshold=0)
+    compute = (time.perf_counter() - t0) / (len(frames) - 1)  # per interpolated frame
+    out = (res.frames.clamp(0, 1).mul(255).add(0.5)).to(torch.uint8).numpy()
+    tmp = clip.with_name("stages_out.mp4")
+    t0 = time.perf_counter()
+    with VideoWriter(tmp, 48, out.shape[2], out.shape[1]) as w:
+        for f in out:
+            w.write(f)
+    encode = (time.perf_counter() - t0) / len(out)
+    tmp.unlink()
+    return dict(frames=len(frames), decode_s_per_source_frame=round(decode, 4),
+                interpolate_s_per_new_frame=round(compute, 4), encode_s_per_output_frame=round(encode, 4))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=240)
@@ -59,13 +90,15 @@ def main() -> int:
         runs = [run(clip, args.workdir / "ray_out_1.mp4", args.frames),
                 run(clip, args.workdir / "ray_out_2.mp4", (args.frames + 1) // 2)]
     one, two = runs
-    result = dict(clip=dict(frames=args.frames, size=[1280, 720], fps=24), method="builtin-flow", multiplier=2,
+    per_stage = stages(clip, min(args.frames, 48))
+    result = dict(stages_one_thread=per_stage, clip=dict(frames=args.frames, size=[1280, 720], fps=24), method="builtin-flow", multiplier=2,
                   cpus=os.cpu_count(), machine=platform.processor() or platform.machine(), runs=runs,
                   throughput_ratio_2_over_1=round(two["fps_out"] / one["fps_out"], 3))
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in runs:
         log.info("%d task(s): %.1fs wall, %.2f output frames/s; stages %s, join %.2fs", r["tasks"], r["wall_s"],
                  r["fps_out"], r["stage_seconds"], r["join_s"])
+    log.info("one thread per stage: %s", per_stage)
     log.info("throughput 2 tasks / 1 task: %.2fx -> %s", result["throughput_ratio_2_over_1"], args.out)
     return 0
 

@@ -130,10 +130,12 @@ def run_job(job: Job, progress=None) -> dict:
     is called at most every half second and at the end."""
     from . import cli  # noqa: PLC0415 - the command line's file-level entry point
 
-    if job.threads:
+    if job.threads:  # torch's and OpenCV's thread pools (the built-in method is OpenCV)
+        import cv2
         import torch
 
         torch.set_num_threads(job.threads)
+        cv2.setNumThreads(job.threads)
     part = None if job.chunk is None else (job.chunk.out_lo, job.chunk.out_hi)
     key = job.chunk.index if job.chunk is not None else job.input
     last = [0.0]
