@@ -115,12 +115,16 @@ class FaultInjector:
 # ----------------------------------------------------------------------------- the loop
 @dataclass
 class LadderRun:
-    final_settings: Settings
+    """What a run did. final_settings / method_description: what made the last interpolated frames
+    (None / "" when no frame was interpolated); passthrough_from: the first frame passed through."""
+
+    final_settings: Settings | None
     method_description: str
     events: list = field(default_factory=list)
     segments: list = field(default_factory=list)
     path: list = field(default_factory=list)
     passthrough_frames: int = 0
+    passthrough_from: int | None = None
 
 
 class _State:
@@ -196,7 +200,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
     policy = policy or Policy()
     state = _State(method, settings, policy)
     injector = faults if isinstance(faults, FaultInjector) or faults is None else FaultInjector(faults)
-    result = LadderRun(settings, method.describe())
+    result = LadderRun(None, "")
     attempts = 0
     while True:
         failed = None
@@ -207,7 +211,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
             runner.run(frames, sched, out, start=start, stop=stop)
             result.segments.append(dict(start=seg_start, stop=stop, method=state.method.describe(),
                                         settings=runner.settings.as_dict()))
-            result.final_settings = runner.settings
+            result.final_settings, result.method_description = runner.settings, state.method.describe()
             break
         except BatchFailed as bf:
             kind = classify(bf.cause)
@@ -218,6 +222,8 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
             if bf.at > seg_start:
                 result.segments.append(dict(start=seg_start, stop=bf.at, method=state.method.describe(),
                                             settings=bf.settings.as_dict()))
+                if any(not sched.entry(k).is_source for k in range(seg_start, bf.at)):  # it interpolated
+                    result.final_settings, result.method_description = bf.settings, state.method.describe()
             start = bf.at
             del bf
         # -- outside the except block: the failed attempt's frames are gone, caches can be emptied
@@ -229,20 +235,16 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
             result.events.append(failed)
             if on_event:
                 on_event(failed)
-            history = "; ".join(f"frame {e['at']}: {e['kind']} ({e['error']}) -> {e['rung']}" for e in result.events)
             if policy.on_exhausted == "passthrough":
                 result.passthrough_frames = _passthrough(frames, sched, out, start, stop)
+                result.passthrough_from = start
                 result.path.append("passthrough")
                 if progress:
                     progress(stop, sched.n_out)
                 log.warning("every allowed recovery step failed; %d frames passed through as duplicates",
                             result.passthrough_frames)
                 break
-            raise LadderExhausted(
-                f"interpolation failed at output frame {start} after {attempts} attempt(s) and every allowed "
-                f"recovery step (policy: {', '.join(r for r in policy.rungs if policy.allows(r))}). "
-                f"History: {history}. Frames 0..{start - 1} were done. Allow more rungs or a lower quality floor "
-                "in FallbackSwitch, or set it to pass frames through.", result.events)
+            raise LadderExhausted(exhausted_message(policy, result.events, start, attempts), result.events)
         rung, state.method, state.settings = nxt
         failed["rung"] = rung
         failed["next_settings"] = state.settings.as_dict()
@@ -252,5 +254,39 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
         log.warning("frame %d: %s (%s) -> %s", failed["at"], failed["kind"], failed["error"], rung)
         if on_event:
             on_event(failed)
-    result.method_description = state.method.describe()
     return result
+
+
+def exhausted_message(policy: Policy, events: list, start: int, attempts: int) -> str:
+    """Why the ladder stopped, what it tried and what is left to try, for LadderExhausted."""
+    tried = list(dict.fromkeys(e["rung"] for e in events if e.get("rung") not in (None, "exhausted")))
+    allowed = [r for r in policy.rungs if policy.allows(r)]
+    untried = [r for r in allowed if r not in tried]
+    off = [r for r in RUNGS if r not in policy.rungs]
+    below = [r for r in RUNGS if r in policy.rungs and not policy.allows(r)]
+    head = f"interpolation failed at output frame {start} ({events[-1]['kind']}: {events[-1]['error']})"
+    if not allowed:
+        why = ("every recovery step is switched off in FallbackSwitch" if not policy.rungs else
+               f"the steps switched on ({', '.join(below)}) are all below the quality floor "
+               f"'{policy.quality_floor}'")
+        msg = f"{head}, and no recovery step is allowed: {why}."
+        advice = "Switch on a recovery step in FallbackSwitch"
+    elif policy.max_attempts == 0:
+        msg = f"{head}, and recovery is off: FallbackSwitch's max_attempts is 0."
+        advice = "Raise max_attempts in FallbackSwitch"
+    elif attempts > policy.max_attempts and untried:
+        msg = (f"{head}, and the limit of {policy.max_attempts} recovery attempt(s) (FallbackSwitch's "
+               f"max_attempts) was reached. Tried: {', '.join(tried) or 'nothing'}; not tried: {', '.join(untried)}.")
+        advice = "Raise max_attempts in FallbackSwitch"
+    else:
+        msg = (f"{head} after {attempts} attempt(s); every allowed recovery step was tried. Tried: "
+               f"{', '.join(tried) or 'nothing'}"
+               + (f"; allowed but of no use here: {', '.join(untried)}" if untried else "") + ".")
+        advice = "Switch on more steps or lower the quality floor in FallbackSwitch"
+    if off and allowed:
+        msg += f" Switched off: {', '.join(off)}."
+    if below and allowed:
+        msg += f" Below the quality floor '{policy.quality_floor}': {', '.join(below)}."
+    history = "; ".join(f"frame {e['at']}: {e['kind']} ({e['error']}) -> {e['rung']}" for e in events)
+    done = {0: "No frame was done.", 1: "Frame 0 was done."}.get(start, f"Frames 0..{start - 1} were done.")
+    return f"{msg} History: {history}. {done} {advice}, or set on_exhausted to passthrough."

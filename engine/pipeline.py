@@ -46,8 +46,9 @@ def run_report(run, sched: Schedule, method, model, plan, size_hw, opts: Options
         frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h], multiplier=opts.effective_multiplier,
         src_fps=str(sched.src_fps) if sched.src_fps else None, dst_fps=str(sched.dst_fps) if sched.dst_fps else None,
         cuts=list(cuts), cut_threshold=opts.cut_threshold,
-        plan=plan.as_dict(), final_settings=run.final_settings.as_dict(), path=run.path,
-        fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
+        plan=plan.as_dict(), final_settings=run.final_settings.as_dict() if run.final_settings else None,
+        path=run.path, fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
+        passthrough_from=run.passthrough_from,
         eta_s=plan.eta_s, elapsed_s=round(elapsed, 3),
     )
 
@@ -79,7 +80,8 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, opti
     n_out = sched.n_out
     method = model if isinstance(model, Method) else load_method(model, model_dirs)
     plan = guard_mod.plan(method, (h, w), n_out, strategy=opts.strategy, device=opts.device,
-                          precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale)
+                          precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale,
+                          n_tasks=sched.n_tasks)
     policy = policy or ladder_mod.Policy()
     if on_plan is not None:
         on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=n, frames_out=n_out, cuts=list(cuts)))
@@ -89,7 +91,8 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, opti
                              cancel=cancel, on_event=on_event, adapt=plan.adapt, faults=faults)
     elapsed = time.perf_counter() - t0
     report = run_report(run, sched, method, model, plan, (h, w), opts, cuts, elapsed)
-    report.update(resources=mon.summary(), timeline=mon.timeline)
+    report.update(resources=mon.summary(), timeline=mon.timeline,
+                  timeline_marks=[(round(ev["time"] - mon.started_at, 3), ev["rung"]) for ev in run.events])
     log.info("interpolated %d -> %d frames in %.1fs with %s (%d fallback%s)", n, n_out, elapsed,
              run.method_description, len(run.events), "" if len(run.events) == 1 else "s")
     return Result(out, sched.dst_fps, sched, cuts, report)
@@ -97,14 +100,25 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, opti
 
 def format_report(report: dict) -> str:
     """Readable multi-line summary of a report dict (for ComfyUI's STRING output and the CLI)."""
-    fs = report.get("final_settings", {})
+    fs = report.get("final_settings", {})  # None: no frame was interpolated
     res = report.get("resources", {})
+    strategy = (report.get("plan") or {}).get("strategy")
+    n_pass, first_pass = report.get("passthrough_frames") or 0, report.get("passthrough_from")
+    passed = (f"frames {first_pass}..{report['frames_out'] - 1} passed through (copies of source frames)"
+              if first_pass is not None else "")
+    if fs is not None:  # what made the last interpolated frames (not the plan, not a rung that then failed)
+        method = f"method: {report['method']}" + (f"; {passed}" if passed else "")
+        settings = (f"device {fs.get('device')}, {fs.get('dtype')}, batch {fs.get('batch_size')}, "
+                    f"flow scale {fs.get('flow_scale')}"
+                    + (f", resolution x{fs.get('res_scale')}" if fs.get("res_scale", 1) != 1 else ""))
+    else:
+        method = f"method: none, no frame was interpolated; {passed or 'nothing was written'}"
+        settings = "settings: none worked"
     lines = [
         f"{report['frames_in']} -> {report['frames_out']} frames at {report['size'][0]}x{report['size'][1]}"
         + (f", {report['src_fps']} -> {report['dst_fps']} fps" if report.get("dst_fps") else ""),
-        f"method: {report['method']}",
-        f"device {fs.get('device')}, {fs.get('dtype')}, batch {fs.get('batch_size')}, flow scale {fs.get('flow_scale')}"
-        + (f", resolution x{fs.get('res_scale')}" if fs.get("res_scale", 1) != 1 else ""),
+        method,
+        (f"strategy {strategy}: " if strategy else "") + settings,
         f"path: {' -> '.join(report.get('path', [])) or 'planned settings, no fallback'}",
         f"scene cuts: {report['cuts'] if report.get('cuts') else 'none'}",
         f"time {report['elapsed_s']:.1f}s (estimated {report['eta_s']:.1f}s)" if report.get("eta_s") is not None
@@ -117,7 +131,7 @@ def format_report(report: dict) -> str:
                      + (f", peak VRAM {vram / 2**30:.2f} GiB" if vram else ""))
     for ev in report.get("fallbacks", []):
         lines.append(f"fallback at frame {ev['at']}: {ev['kind']} ({ev['error']}) -> {ev['rung']}")
-    if report.get("passthrough_frames"):
-        lines.append(f"WARNING: {report['passthrough_frames']} frames were passed through as duplicates "
+    if n_pass:
+        lines.append(f"WARNING: {n_pass} frames were passed through as duplicates "
                      "after every allowed recovery step failed")
     return "\n".join(lines)

@@ -177,3 +177,54 @@ def test_repeated_runs_do_not_leak_rss():
     gc.collect()
     grown = (proc.memory_info().rss - before) / 2**20
     assert grown <= 50, f"RSS grew by {grown:.1f} MB over 20 runs"
+
+
+# ----------------------------------------------------------------------------- messages (issue 15, case 18)
+def exhausted(policy, faults, batch_size=4):
+    sched = make_schedule(N, 2)
+    with pytest.raises(LadderExhausted) as e:
+        run(FRAMES, sched, rife(), Settings(batch_size=batch_size), allocate_output(sched.n_out, H, W),
+            policy=policy, faults=faults)
+    return str(e.value)
+
+
+def test_exhausted_message_names_the_attempt_limit():
+    msg = exhausted(Policy(max_attempts=1), [Fault(task=3, kind="oom", attempt=k) for k in range(2)])
+    assert "limit of 1 recovery attempt(s)" in msg and "max_attempts" in msg, msg
+    assert "Tried: retry; not tried: halve_batch, flow_scale, reduce_resolution, cpu, builtin_flow, blend." in msg
+    assert "every allowed recovery step" not in msg and "Raise max_attempts" in msg
+
+
+def test_exhausted_message_when_no_step_is_allowed():
+    faults = [Fault(task=3, kind="oom")]
+    msg = exhausted(Policy(rungs=()), faults)
+    assert "(policy: )" not in msg and "no recovery step is allowed: every recovery step is switched off" in msg, msg
+    msg = exhausted(Policy(rungs=("blend", "builtin_flow"), quality_floor="cpu"), faults)
+    assert "(builtin_flow, blend) are all below the quality floor 'cpu'" in msg, msg
+    msg = exhausted(Policy(max_attempts=0), faults)
+    assert "recovery is off: FallbackSwitch's max_attempts is 0" in msg, msg
+    # every allowed step tried: says which ones did nothing here (the CPU rung on the CPU)
+    msg = exhausted(Policy(rungs=("retry", "cpu")), [Fault(task=3, kind="oom", attempt=None)], batch_size=1)
+    assert "every allowed recovery step was tried. Tried: retry; allowed but of no use here: cpu." in msg, msg
+    assert "Frames 0..2 were done" in msg and "oom: CUDA out of memory" in msg
+
+
+def test_passthrough_report_says_what_made_the_frames():
+    """After passthrough the report names what interpolated frames and what was passed through,
+    never the rung that failed (blend) nor the planned settings when nothing ran with them."""
+    from engine.pipeline import format_report, interpolate
+    policy = Policy(rungs=("reduce_resolution", "blend"), on_exhausted="passthrough")
+    every_try = dict(kind="oom", attempt=None)
+    r = interpolate(FRAMES, rife(), multiplier=2, cut_threshold=0, policy=policy, faults=[Fault(task=1, **every_try)])
+    text = format_report(r.report)
+    assert r.report["path"] == ["reduce_resolution", "reduce_resolution", "blend", "passthrough"]
+    assert "linear blend" not in text and "method: none, no frame was interpolated; frames 1..8 passed through" in text
+    assert "strategy balanced: settings: none worked" in text, text
+
+    r = interpolate(FRAMES, rife(), multiplier=2, cut_threshold=0, policy=policy, faults=[Fault(task=5, **every_try)])
+    text = format_report(r.report)
+    lines = text.splitlines()
+    assert lines[1] == "method: RIFE 4.13-4.21 (synthetic); frames 5..8 passed through (copies of source frames)"
+    planned = r.report["plan"]["settings"]
+    assert r.report["final_settings"] == r.report["segments"][-1]["settings"] == planned  # frames 0..4 ran as planned
+    assert lines[2].startswith(f"strategy balanced: device {planned['device']}") and "resolution" not in lines[2]
