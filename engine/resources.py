@@ -156,6 +156,7 @@ class ResourceMonitor:
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
+        self.started_at: float | None = None
         self._t_end: float | None = None
         self._timeline: list[tuple[float, dict]] = []
         self._stride = 1
@@ -192,6 +193,7 @@ class ResourceMonitor:
         if torch.cuda.is_initialized():
             torch.cuda.reset_peak_memory_stats()
         self._t0 = time.monotonic()
+        self.started_at = time.time()  # wall clock of t = 0, to place events (e.g. fallbacks) on the timeline
         self._sample()
         self._thread = threading.Thread(target=self._run, name="ResourceMonitor", daemon=True)
         self._thread.start()
@@ -328,11 +330,15 @@ _BG = (255, 255, 255)
 _GRID = (225, 225, 225)
 _TEXT = (60, 60, 60)
 SERIES_COLORS = {"RSS": (31, 119, 180), "VRAM": (44, 160, 44), "CPU %": (255, 127, 14)}  # RGB
+MARKER_COLOR = (214, 39, 40)  # RGB: a fallback (recovery rung) taken
 
 
 def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
-                        width: int = 640, height: int = 320) -> np.ndarray:
-    """Plot RSS and VRAM (GiB, left scale) and CPU % (0-100, right scale) over time.
+                        width: int = 640, height: int = 320, markers=()) -> np.ndarray:
+    """Plot RSS and VRAM (GiB, left scale) and CPU % (0-100, right scale) over time, with a
+    vertical line and a label for each ``markers`` entry ``(seconds since the first sample, label)``
+    (the fallbacks of a run). The legend lists only the series that have data (no VRAM line or
+    legend without GPU stats).
 
     Returns an RGB uint8 array ``[height, width, 3]``; also writes it as PNG to ``path``
     if given. Drawn with OpenCV, so matplotlib is not needed.
@@ -347,6 +353,7 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
     cv2.rectangle(img, (left, top), (right, bottom), _TEXT, 1)
 
     samples = list(timeline)
+    shown = []  # series with data, for the legend
     if not samples:
         cv2.putText(img, "no samples", (left + 10, (top + bottom) // 2), font, fs, _TEXT, 1, cv2.LINE_AA)
     else:
@@ -372,9 +379,19 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
             if len(pts):
                 cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
 
-        draw(cpu, 100.0, SERIES_COLORS["CPU %"])
-        draw(vram, mem_max, SERIES_COLORS["VRAM"])
-        draw(rss, mem_max, SERIES_COLORS["RSS"])
+        for name, values, vmax in (("CPU %", cpu, 100.0), ("VRAM", vram, mem_max), ("RSS", rss, mem_max)):
+            if not np.isnan(values).all():
+                draw(values, vmax, SERIES_COLORS[name])
+                shown.append(name)
+
+        for at, label in markers:  # fallbacks: a dashed vertical line and the rung's name
+            if not np.isfinite(at):
+                continue
+            mx = int(round(left + np.clip((at - t[0]) / span, 0, 1) * (right - left)))
+            for y0 in range(top + 1, bottom, 6):
+                cv2.line(img, (mx, y0), (mx, min(y0 + 3, bottom - 1)), MARKER_COLOR, 1)
+            cv2.putText(img, str(label)[:18], (min(mx + 3, right - 60), top + 12), font, 0.35, MARKER_COLOR, 1,
+                        cv2.LINE_AA)
 
         cv2.putText(img, f"{mem_max:.1f} GiB", (2, top + 4), font, fs, _TEXT, 1, cv2.LINE_AA)
         cv2.putText(img, "0", (left - 12, bottom), font, fs, _TEXT, 1, cv2.LINE_AA)
@@ -383,7 +400,10 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
         cv2.putText(img, f"{span:.1f} s", (right - 40, bottom + 15), font, fs, _TEXT, 1, cv2.LINE_AA)
 
     x_legend = left
-    for name, color in SERIES_COLORS.items():
+    legend = [(n, SERIES_COLORS[n]) for n in SERIES_COLORS if n in shown]
+    if any(np.isfinite(at) for at, _ in markers) and samples:
+        legend.append(("fallback", MARKER_COLOR))
+    for name, color in legend:
         cv2.putText(img, name, (x_legend, top - 8), font, fs, color, 1, cv2.LINE_AA)
         x_legend += 12 + cv2.getTextSize(name, font, fs, 1)[0][0]
 

@@ -97,6 +97,21 @@ class Schedule:
         # last output sits at or before the last source frame: n * step <= n_in - 1
         return int((self.n_in - 1) / self.step) + 1
 
+    @property
+    def n_tasks(self) -> int:
+        """Output frames that are interpolated; the others are copies of source frames."""
+        return self.tasks_in(0, self.n_out)
+
+    def tasks_in(self, lo: int, hi: int) -> int:
+        """How many of the outputs lo..hi-1 are interpolated (not copies of a source frame)."""
+        lo, hi = max(0, lo), min(hi, self.n_out)
+        if hi <= lo or self.n_in < 2:
+            return 0
+        if self.cuts:
+            return sum(1 for n in range(lo, hi) if not self.entry(n).is_source)
+        q = Fraction(self.step).denominator  # n * step is a whole source index exactly when q divides n
+        return (hi - lo) - ((hi - 1) // q - (lo - 1) // q)
+
     def entry(self, n: int) -> Entry:
         if not 0 <= n < self.n_out:
             raise IndexError(f"output frame {n} out of range 0..{self.n_out - 1}")

@@ -103,7 +103,8 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         timings["load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         plan = guard_mod.plan(method, (h, w), hi - lo, strategy=opts.strategy, device=opts.device,
-                              precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale)
+                              precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale,
+                              n_tasks=sched.tasks_in(lo, hi))
         timings["plan_s"] = time.perf_counter() - t0
         if on_plan is not None:
             on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=sched.n_in,

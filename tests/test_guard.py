@@ -143,6 +143,7 @@ def test_pipeline_report_is_json_and_readable():
     assert rep["frames_out"] == 10 and rep["plan"]["strategy"] == "adaptive" and rep["resources"]["samples"] >= 2
     txt = format_report(rep)
     assert "4 -> 10 frames" in txt and "RIFE 4.13-4.21" in txt and "peak RAM" in txt
+    assert "\nstrategy adaptive: device cpu, float32, batch " in txt  # the report names the strategy (issue 15)
 
 
 @pytest.mark.parametrize("bf16_faster", [True, False])
@@ -155,3 +156,15 @@ def test_speed_first_on_cpu_takes_the_precision_measured_faster(monkeypatch, bf1
     assert p.settings.dtype == (torch.bfloat16 if bf16_faster else torch.float32)
     assert p.settings.batch_size == 1 and p.settings.flow_scale == 1.0  # below 720p: full flow scale
     assert plan(rife(), (720, 1280), 10, strategy="speed_first", device="cpu").settings.flow_scale == 0.5
+
+
+def test_eta_counts_only_the_frames_that_are_interpolated():
+    """Issue 15, case 20: copies of source frames (and held scene-cut frames) cost nothing, so the
+    first ETA counts the interpolated frames only (it counted every output frame: 2x too high at x2)."""
+    frames = torch.rand(5, 32, 32, 3)
+    method = rife(6)
+    eta = {}
+    for m in (2, 3):
+        interpolate(frames, method, multiplier=m, cut_threshold=0,
+                    on_plan=lambda info, m=m: eta.__setitem__(m, info["plan"]["eta_s"]))
+    assert eta[3] == pytest.approx(2 * eta[2], rel=0.02)  # 8 vs 4 interpolated frames (13 vs 9 output frames)

@@ -12,6 +12,7 @@ import torch
 from engine import resources
 from engine.errors import ErrorKind, InputError, classify
 from engine.resources import (
+    MARKER_COLOR,
     SERIES_COLORS,
     ResourceMonitor,
     available_ram_bytes,
@@ -310,3 +311,31 @@ def test_render_timeline_from_a_real_monitor(nvml_broken):
     assert img.shape == (180, 320, 3)
     assert _has_color(img, SERIES_COLORS["RSS"])
     assert not _has_color(img, SERIES_COLORS["VRAM"])  # no GPU stats, no VRAM line
+
+
+def test_render_timeline_legend_only_for_series_with_data_and_marks_fallbacks():
+    """Issue 15, case 20: no "VRAM" in the legend without VRAM data; a fallback is a marked line."""
+    cpu_only = [(t, {k: v for k, v in snap.items() if k != "gpus"}) for t, snap in _synthetic_timeline()]
+    img = render_timeline_png(cpu_only, None, width=400, height=220)
+    legend = img[:24]  # above the axes: the legend row
+    assert (legend == SERIES_COLORS["RSS"]).all(axis=-1).any()
+    assert not (legend == SERIES_COLORS["VRAM"]).all(axis=-1).any()  # neither line nor legend entry
+    assert not (img == MARKER_COLOR).all(axis=-1).any()
+
+    marked = render_timeline_png(cpu_only, None, width=400, height=220, markers=[(1.95, "halve_batch")])
+    hit = (marked == MARKER_COLOR).all(axis=-1)
+    cols = np.flatnonzero(hit[60:190].sum(axis=0) >= 10)  # a dashed vertical line in the plot area
+    left, right = 58, 400 - 42
+    expect = left + 1.95 / 3.9 * (right - left)  # the timeline spans 0 .. 3.9 s
+    assert cols.size and abs(cols.mean() - expect) <= 2, (cols, expect)
+    assert hit[:24].any()  # "fallback" in the legend
+
+
+def test_report_places_fallbacks_on_the_timeline():
+    from engine.ladder import Fault
+    from engine.pipeline import interpolate
+
+    r = interpolate(torch.rand(4, 32, 32, 3), "builtin-flow", cut_threshold=0, monitor_interval=0.01,
+                    faults=[Fault(task=3, kind="oom")])
+    (at, rung), = r.report["timeline_marks"]
+    assert rung == "retry" and 0 <= at <= r.report["timeline"][-1][0]

@@ -129,3 +129,15 @@ def test_real_footage_cuts(real_clip):
     phone_big = np.stack([cv2.resize(f, (w, h)) for f in phone[:10]])
     spliced = np.concatenate([real_clip[:10], phone_big])
     assert detect_cuts(spliced, 0.3) == [9]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 40), m=st.integers(1, 8), fps=st.sampled_from([None, (24, 60), (60, 24), (24000, 60000), (30, 24)]),
+       cut=st.booleans())
+def test_n_tasks_counts_the_interpolated_frames(n, m, fps, cut):
+    kw = dict(src_fps=fps[0], dst_fps=fps[1]) if fps else dict(multiplier=m)
+    cuts = [0] if cut and n > 1 else []
+    sched = make_schedule(n, **kw, cuts=cuts)
+    assert sched.n_tasks == sum(1 for e in sched if not e.is_source)
+    lo, hi = n // 3, n - n // 4
+    assert sched.tasks_in(lo, hi) == sum(1 for k in range(lo, min(hi, sched.n_out)) if not sched.entry(k).is_source)
