@@ -11,7 +11,7 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..engine.errors import InputError
+from ..engine.errors import Cancelled, InputError
 from ..engine.ladder import FAULT_KINDS, Fault
 from ..engine.options import PRECISIONS, Options
 from ..engine.pipeline import format_report, interpolate
@@ -157,10 +157,11 @@ def node_status(node_cls) -> tuple[str | None, StatusReporter]:
 
 
 def report_failure(e: BaseException, status: StatusReporter, node_id) -> None:
-    """Say on the status that the run stopped (interrupted, or the error), before ComfyUI reports it."""
-    interrupted = isinstance(e, mm.InterruptProcessingException)
-    status.error("interrupted" if interrupted else f"{type(e).__name__}: {e}")
-    if not interrupted:
+    """Say on the status that the run stopped (a user's Cancel, or the error), before ComfyUI reports it."""
+    if isinstance(e, (mm.InterruptProcessingException, Cancelled, KeyboardInterrupt)):
+        status.cancelled()  # not an error
+    else:
+        status.error(f"{type(e).__name__}: {e}")
         log.warning("Video Engine: node %s failed: %s", node_id, e)
     # The traceback keeps the finished engine frames, and with them the output buffer and the
     # cached frames, alive for as long as ComfyUI holds the exception: drop their locals now.
@@ -239,6 +240,7 @@ class VideoInterpolate(io.ComfyNode):
         text = format_report(report)
         status.finish(report, text)
         fps_out = float(result.fps)  # the source fps is always given, so the output's is known
-        plot = torch.from_numpy(render_timeline_png(report.get("timeline", []))).float().div_(255.0).unsqueeze(0)
+        png = render_timeline_png(report.get("timeline", []), markers=report.get("timeline_marks", ()))
+        plot = torch.from_numpy(png).float().div_(255.0).unsqueeze(0)
         log.info("Video Engine: %s", text.replace("\n", " | "))
         return io.NodeOutput(result.frames, fps_out, text, plot)

@@ -3,7 +3,7 @@
 Event ``video_engine.status`` (PromptServer.send_sync), payload:
 
     node       the node's unique id (str)
-    phase      "start" | "progress" | "fallback" | "done" | "error"
+    phase      "start" | "progress" | "fallback" | "done" | "error" | "cancelled" (the user's Cancel)
     device     e.g. "cpu", "cuda:0"          precision  "fp32" | "fp16" | "bf16"
     batch      frames per forward pass       method     what runs (e.g. "RIFE 4.25 (x.pkl)")
     path       recovery rungs taken so far (list of str)
@@ -12,10 +12,10 @@ Event ``video_engine.status`` (PromptServer.send_sync), payload:
                until there are two progress points)
     events     the fallback events so far (list of dicts, engine.ladder format)
     report     on "done" only: the readable report (engine.pipeline.format_report)
-    error      on "error" only: the message
+    error      on "error": the message; on "cancelled": "cancelled by the user"
     prompt_id  the prompt being executed (extra key; clients can filter on it)
 
-"start", "fallback", "done" and "error" are always sent; "progress" at most every
+"start", "fallback", "done", "error" and "cancelled" are always sent; "progress" at most every
 ``min_interval`` seconds (and always when done == total). This module does not import ComfyUI:
 the sender is injected, so it can be tested alone.
 """
@@ -28,7 +28,7 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 EVENT = "video_engine.status"
-PHASES = ("start", "progress", "fallback", "done", "error")
+PHASES = ("start", "progress", "fallback", "done", "error", "cancelled")
 
 _PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
@@ -133,3 +133,8 @@ class StatusReporter:
     def error(self, message: str) -> None:
         self.eta_s = None
         self._emit("error", error=message)
+
+    def cancelled(self) -> None:
+        """The user cancelled the run: not an error."""
+        self.eta_s = None
+        self._emit("cancelled", error="cancelled by the user")

@@ -438,7 +438,9 @@ def test_interrupt_then_next_run_succeeds(comfy, clip, rife):
     assert result.status == "interrupted", (result.status, result.error)
     assert "execution_interrupted" in result.types
     st = statuses(result, vi)
-    assert st[0]["phase"] == "start" and st[-1]["phase"] == "error" and st[-1]["error"] == "interrupted"
+    # a user's Cancel is reported as such, not as an error (issue 15, case 20)
+    assert st[0]["phase"] == "start" and st[-1]["phase"] == "cancelled", st[-1]
+    assert st[-1]["error"] == "cancelled by the user" and not any(s["phase"] == "error" for s in st)
     assert st[-1]["done"] < st[-1]["total"]
 
     nxt = load_api("video_interpolate")
@@ -556,3 +558,24 @@ def test_fallback_is_reported_live(comfy, clip):
     assert st[-1]["path"] == ["retry", "halve_batch"]
     assert "fallback at frame 1: oom" in st[-1]["report"]
     assert decode_video(output_video(comfy, result))[:2] == (n_out, CLIP_FPS * 5)
+
+
+def test_exhausted_ladder_error_reads_well(comfy, clip):
+    """Every FallbackSwitch step off and an out-of-memory error on every try: ComfyUI's error report names
+    the exception by the pack's name (not the folder's path) and says why nothing was tried (issue 15,
+    cases 18 and 23)."""
+    prompt = load_api("guarded_interpolation")
+    vi = node_id_of(prompt, "VideoInterpolate")
+    fs = node_id_of(prompt, "FallbackSwitch")
+    prompt[fs]["inputs"].update({r: False for r in ("retry", "halve_batch", "flow_scale", "reduce_resolution", "cpu",
+                                                    "builtin_flow", "blend")})
+    faults = [{"task": 1, "kind": "oom", "attempt": None}]
+    result = comfy.run(prompt, timeout=240, extra_data={"extra_pnginfo": {"video_engine_faults": faults}})
+    assert result.status == "error", result.status
+    assert result.error["node_id"] == vi
+    assert result.error["exception_type"] == "video_engine.engine.ladder.LadderExhausted", result.error
+    msg = result.error["exception_message"]
+    assert "no recovery step is allowed: every recovery step is switched off in FallbackSwitch" in msg, msg
+    assert "(policy: )" not in msg
+    st = statuses(result, vi)
+    assert st[-1]["phase"] == "error" and "LadderExhausted" in st[-1]["error"]
