@@ -1,50 +1,63 @@
 // Video Engine: live status of a VideoInterpolate run, drawn on the node.
 //
 // The node sends `video_engine.status` over ComfyUI's websocket (nodes/status.py):
-//   { node, phase: "start"|"progress"|"fallback"|"done"|"error", device, precision, batch,
-//     method, path: [rung, ...], done, total, eta_s, events: [{at, kind, error, rung}, ...],
-//     report (on "done"), error (on "error"), prompt_id }
+//   { node, phase: "start"|"progress"|"fallback"|"done"|"error"|"cancelled", device, precision,
+//     batch, method, path: [rung, ...], done, total, eta_s, events: [{at, kind, error, rung}, ...],
+//     report (on "done"), error (on "error"/"cancelled"), prompt_id }
 // Every field may be missing; nothing here throws on a partial payload.
 //
 // The status is a read-only widget named "ve_status" at the bottom of every VideoInterpolate and
-// VideoInterpolateStream node,
-// drawn on the canvas (colored lines, a progress bar; fallbacks in amber, errors in red). Its
-// `value` is the same text without colors, so tests and other extensions can read it. It is never
-// saved in the workflow nor sent with the prompt, and is hidden until the first event arrives.
+// VideoInterpolateStream node:
+// a box of a fixed number of one-line rows (phase, progress bar, device, path, last event), drawn
+// on the canvas. Its room is part of the node from the start, so a run never changes the node's
+// size (nothing to cover the nodes below, nothing new saved in the workflow); rows are cut to the
+// node's width and the box is clipped to the node. Everything else (every fallback, the error, the
+// report) is on demand: the node's context menu "Video Engine: run details". The widget's `value`
+// is that full text, so tests and other extensions can read it; it is never saved in the workflow
+// nor sent with the prompt.
+//
+// A node inside a subgraph reports as "outer:inner"; the outer subgraph node(s) then
+// show a one-line badge above their title.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const EVENT = "video_engine.status";
 const NODE_CLASSES = new Set(["VideoInterpolate", "VideoInterpolateStream"]);
 const WIDGET = "ve_status";
+const MENU_LABEL = "Video Engine: run details";
 
 const FONT = "12px ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace";
 const LINE_H = 16;
-const PAD = 8; // inside the box
+const PAD = 6; // inside the box
 const MARGIN = 10; // box to node edge
 const BAR_H = 8;
-const MIN_BOX_WIDTH = 200;
-const MAX_LINE_CHARS = 400; // longer lines (e.g. huge error messages) are cut
+const ROWS = 7; // the box never has more (nor fewer) rows
+const BOX_H = ROWS * LINE_H + 2 * PAD;
+const MIN_BOX_WIDTH = 160;
+const MAX_LINE_CHARS = 400; // longer texts (e.g. huge error messages) are cut
 
 const COLOR = {
   text: "#dddddd",
   dim: "#9a9a9a",
-  title: "#ffffff",
   amber: "#f5a524",
   red: "#ff6b6b",
   green: "#7bd88f",
   blue: "#5aa9ff",
+  grey: "#c8c8c8",
   bg: "rgba(10, 10, 10, 0.55)",
   bar_bg: "#333333",
 };
 
 const PHASE_LABEL = {
+  idle: ["no run yet", COLOR.dim],
   start: ["starting", COLOR.blue],
   progress: ["running", COLOR.blue],
   fallback: ["fallback", COLOR.amber],
   done: ["done", COLOR.green],
   error: ["error", COLOR.red],
+  cancelled: ["cancelled", COLOR.grey],
 };
+const FINISHED = new Set(["done", "error", "cancelled"]);
 
 // ------------------------------------------------------------------ formatting (pure functions)
 
@@ -80,186 +93,195 @@ export function formatEta(seconds) {
 }
 
 function formatEvent(ev) {
-  if (!ev || typeof ev !== "object") return `⚠ fallback: ${str(ev)}`;
+  if (!ev || typeof ev !== "object") return `fallback: ${str(ev)}`;
   const at = ev.at !== undefined && ev.at !== null ? ` at frame ${str(ev.at)}` : "";
   const kind = str(ev.kind, "failure");
   const err = ev.error ? ` (${str(ev.error)})` : "";
   const rung = ev.rung ? ` → ${str(ev.rung)}` : "";
-  return `⚠ fallback${at}: ${kind}${err}${rung}`;
+  return `fallback${at}: ${kind}${err}${rung}`;
 }
 
-/**
- * The status as lines: [{text, color}] plus one {bar: fraction} row for the progress bar.
- * `st` is the merged state of one node (see update()).
- */
-export function buildLines(st) {
-  const lines = [];
-  const [label, color] = PHASE_LABEL[st.phase] || [str(st.phase, "status"), COLOR.text];
-  lines.push({ text: `Video Engine: ${label}`, color, bold: true });
+function eventsOf(st) {
+  return Array.isArray(st.events) ? st.events : [];
+}
 
-  const dev = [`device ${str(st.device)}`, str(st.precision, "precision ?"), `batch ${str(st.batch)}`];
-  lines.push({ text: dev.join(" · "), color: COLOR.text });
-  lines.push({ text: `method ${str(st.method)}`, color: COLOR.text });
+function pathOf(st) {
+  return Array.isArray(st.path) ? st.path.map((r) => str(r)) : st.path ? [str(st.path)] : [];
+}
 
-  const path = Array.isArray(st.path) ? st.path.map((r) => str(r)) : st.path ? [str(st.path)] : [];
-  lines.push({
-    text: `path ${path.length ? path.join(" → ") : "as planned (no fallback)"}`,
-    color: path.length ? COLOR.amber : COLOR.dim,
-  });
-
+function progressText(st) {
   const done = num(st.done);
   const total = num(st.total);
   let prog = `frames ${done ?? "?"}/${total ?? "?"}`;
   if (done !== null && total) prog += ` (${Math.min(100, Math.floor((100 * done) / total))}%)`;
-  if (st.phase !== "done" && st.phase !== "error") prog += ` · ETA ${formatEta(st.eta_s)}`;
-  lines.push({ text: prog, color: COLOR.text });
-  if (done !== null && total) lines.push({ bar: Math.max(0, Math.min(1, done / total)), color });
-
-  const events = Array.isArray(st.events) ? st.events : [];
-  for (const ev of events) lines.push({ text: formatEvent(ev), color: COLOR.amber });
-
-  if (st.phase === "error" || st.error) {
-    lines.push({ text: `error: ${str(st.error, "the run failed")}`, color: COLOR.red });
-  }
-  if (typeof st.report === "string" && st.report.trim()) {
-    lines.push({ text: "report:", color: COLOR.dim });
-    for (const raw of st.report.split(/\r?\n/)) {
-      const t = str(raw, "");
-      const warn = /^\s*(fallback|warning)/i.test(t);
-      lines.push({ text: "  " + t, color: warn ? COLOR.amber : COLOR.green });
-    }
-  }
-  return lines;
+  if (!FINISHED.has(st.phase)) prog += ` · ETA ${formatEta(st.eta_s)}`;
+  return prog;
 }
 
-export function linesToText(lines) {
-  return lines.filter((l) => !l.bar).map((l) => l.text).join("\n");
+/**
+ * The box: exactly ROWS rows, each [{text, color, bold}] or {bar: fraction}. Long texts are cut
+ * when drawn; whatever does not fit is in detailsText().
+ */
+export function buildLines(st) {
+  const [label, color] = PHASE_LABEL[st.phase] || [str(st.phase, "status"), COLOR.text];
+  const rows = [{ text: `Video Engine: ${label}`, color, bold: true }];
+  if (st.phase === "idle") {
+    rows.push({ text: "the status of the next run shows here", color: COLOR.dim });
+    while (rows.length < ROWS) rows.push({ text: "", color: COLOR.dim });
+    return rows;
+  }
+  const done = num(st.done);
+  const total = num(st.total);
+  rows.push({ text: progressText(st), color: COLOR.text });
+  rows.push({ bar: done !== null && total ? Math.max(0, Math.min(1, done / total)) : 0, color });
+  rows.push({
+    text: [`${str(st.device)}`, str(st.precision, "precision ?"), `batch ${str(st.batch)}`, str(st.method)].join(" · "),
+    color: COLOR.text,
+  });
+  const path = pathOf(st);
+  const events = eventsOf(st);
+  const nfb = Math.max(path.length, events.filter((e) => e && e.rung !== "exhausted").length);
+  rows.push(
+    nfb
+      ? { text: `⚠ ${nfb} fallback${nfb === 1 ? "" : "s"}: ${path.join(" → ")}`, color: COLOR.amber }
+      : { text: "path as planned (no fallback)", color: COLOR.dim },
+  );
+  // The one line that matters most now.
+  let last;
+  if (st.phase === "error") last = { text: `error: ${str(st.error, "the run failed")}`, color: COLOR.red };
+  else if (st.phase === "cancelled") last = { text: `cancelled at frame ${done ?? "?"} of ${total ?? "?"}`, color: COLOR.grey };
+  else if (events.length) last = { text: "last " + formatEvent(events[events.length - 1]), color: COLOR.amber };
+  else if (st.phase === "done") {
+    const first = typeof st.report === "string" ? st.report.split(/\r?\n/)[0] : "";
+    last = { text: first || "finished", color: COLOR.green };
+  } else last = { text: "", color: COLOR.dim };
+  rows.push(last);
+  rows.push({ text: "right-click the node: run details", color: COLOR.dim });
+  return rows.slice(0, ROWS);
 }
 
-// ------------------------------------------------------------------ text layout
+/** Everything about the run, each fact once (the report, when there is one, lists the fallbacks). */
+export function detailsText(st) {
+  const [label] = PHASE_LABEL[st.phase] || [str(st.phase, "status")];
+  const lines = [`Video Engine: ${label}`];
+  if (st.phase === "idle") return lines.join("\n");
+  lines.push(`device ${str(st.device)} · ${str(st.precision, "precision ?")} · batch ${str(st.batch)}`);
+  lines.push(`method ${str(st.method)}`);
+  const path = pathOf(st);
+  lines.push(`path ${path.length ? path.join(" → ") : "as planned (no fallback)"}`);
+  lines.push(progressText(st));
+  const report = typeof st.report === "string" && st.report.trim() ? st.report : null;
+  if (!report) for (const ev of eventsOf(st)) lines.push(formatEvent(ev));
+  if (st.phase === "error") lines.push(`error: ${str(st.error, "the run failed")}`);
+  if (st.phase === "cancelled") lines.push(str(st.error, "cancelled by the user"));
+  if (report) {
+    lines.push("report:");
+    for (const raw of report.split(/\r?\n/)) lines.push("  " + str(raw, ""));
+  }
+  return lines.join("\n");
+}
+
+/** One line for the outer node of a subgraph. */
+export function badgeText(st) {
+  const [label] = PHASE_LABEL[st.phase] || [str(st.phase, "status")];
+  const done = num(st.done);
+  const total = num(st.total);
+  let t = `Video Engine: ${label}`;
+  if (done !== null && total) t += ` ${done}/${total}`;
+  if (!FINISHED.has(st.phase)) t += ` · ETA ${formatEta(st.eta_s)}`;
+  const n = pathOf(st).length;
+  if (n) t += ` · ⚠ ${n} fallback${n === 1 ? "" : "s"}`;
+  if (st.phase === "error") t += ` · ${str(st.error, "")}`;
+  return t;
+}
+
+// ------------------------------------------------------------------ drawing
 
 let measureCtx = null;
 function measurer() {
   if (!measureCtx) measureCtx = document.createElement("canvas").getContext("2d");
-  measureCtx.font = FONT;
   return measureCtx;
 }
 
-/** Break one line into pieces no wider than maxWidth (at spaces when possible). */
-function wrap(ctx, text, maxWidth) {
-  if (maxWidth <= 20 || ctx.measureText(text).width <= maxWidth) return [text];
-  const out = [];
-  const indent = (text.match(/^\s*/) || [""])[0] + "  ";
-  let rest = text;
-  let first = true;
-  while (rest.length) {
-    const prefix = first ? "" : indent;
-    if (ctx.measureText(prefix + rest).width <= maxWidth) {
-      out.push(prefix + rest);
-      break;
-    }
-    // longest prefix that fits (binary search on characters)
-    let lo = 1;
-    let hi = rest.length;
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (ctx.measureText(prefix + rest.slice(0, mid)).width <= maxWidth) lo = mid;
-      else hi = mid - 1;
-    }
-    let cut = lo;
-    const space = rest.lastIndexOf(" ", lo);
-    if (space > lo * 0.5) cut = space + 1;
-    out.push(prefix + rest.slice(0, cut).trimEnd());
-    rest = rest.slice(cut).trimStart();
-    first = false;
-    if (out.length > 200) break; // pathological input
+/** The longest start of `text` (with "…") no wider than maxWidth. */
+function fit(ctx, text, maxWidth) {
+  if (!text || ctx.measureText(text).width <= maxWidth) return text;
+  if (maxWidth <= ctx.measureText("…").width) return "";
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ctx.measureText(text.slice(0, mid) + "…").width <= maxWidth) lo = mid;
+    else hi = mid - 1;
   }
-  return out;
+  return text.slice(0, lo).trimEnd() + "…";
 }
 
-/** Rows to draw for a given box width; cached per (lines, width). */
-function layout(widget, boxWidth) {
-  const key = boxWidth;
-  if (widget._rows && widget._rowsKey === key && widget._rowsFor === widget._lines) return widget._rows;
-  const ctx = measurer();
-  const rows = [];
-  for (const line of widget._lines || []) {
-    if (line.bar !== undefined) rows.push(line);
-    else for (const piece of wrap(ctx, line.text, boxWidth - 2 * PAD)) rows.push({ ...line, text: piece });
+function drawBox(ctx, rows, x, y, w, h, border, alpha) {
+  ctx.save();
+  ctx.globalAlpha = alpha;
+  ctx.beginPath();
+  ctx.rect(x, y, w, h);
+  ctx.clip(); // belt and braces: nothing leaves the box
+  ctx.fillStyle = COLOR.bg;
+  ctx.strokeStyle = border;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  if (ctx.roundRect) ctx.roundRect(x + 0.5, y + 0.5, w - 1, h - 1, 6);
+  else ctx.rect(x + 0.5, y + 0.5, w - 1, h - 1);
+  ctx.fill();
+  ctx.stroke();
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  const inner = w - 2 * PAD;
+  let cy = y + PAD;
+  for (const row of rows) {
+    if (cy + LINE_H > y + h - PAD + 0.5) break; // a node made shorter than the box: show what fits
+    if (row.bar !== undefined) {
+      const by = cy + (LINE_H - BAR_H) / 2;
+      ctx.fillStyle = COLOR.bar_bg;
+      ctx.fillRect(x + PAD, by, inner, BAR_H);
+      ctx.fillStyle = row.color || COLOR.blue;
+      ctx.fillRect(x + PAD, by, Math.round(inner * row.bar), BAR_H);
+    } else if (row.text) {
+      ctx.font = row.bold ? "bold " + FONT : FONT;
+      ctx.fillStyle = row.color || COLOR.text;
+      ctx.fillText(fit(ctx, row.text, inner), x + PAD, cy + LINE_H / 2);
+    }
+    cy += LINE_H;
   }
-  widget._rows = rows;
-  widget._rowsKey = key;
-  widget._rowsFor = widget._lines;
-  return rows;
+  ctx.restore();
 }
 
 // ------------------------------------------------------------------ the widget
 
 function makeWidget(node) {
-  const widget = {
+  return {
     name: WIDGET,
     type: "ve_status",
     value: "",
-    hidden: true, // until the first event for this node
     // Read-only: `disabled` makes the canvas skip it for clicks, so the node can be dragged by it.
     disabled: true,
     serialize: false, // not in the workflow's widgets_values
     options: { serialize: false }, // not in the prompt
-    _lines: [],
+    _lines: buildLines({ phase: "idle" }),
     _phaseColor: COLOR.dim,
-    computeSize(width) {
-      // Hidden / empty: take no room (-4 cancels the gap the canvas adds after each widget).
-      if (this.hidden || !this._lines.length) return [0, -4];
-      // Lines wrap to the node's width (the node is never widened: it would cover its neighbours).
-      const w = (node.size && node.size[0]) || width || MIN_BOX_WIDTH;
-      const rows = layout(this, w - 2 * MARGIN);
-      return [MIN_BOX_WIDTH, rows.length * LINE_H + 2 * PAD];
+    computeSize() {
+      // Always the same: the node's size does not depend on what a run says.
+      return [MIN_BOX_WIDTH, BOX_H];
     },
-    draw(ctx, n, widgetWidth, y, _H, lowQuality) {
-      if (!this._lines.length) return;
-      const w = widgetWidth - 2 * MARGIN;
-      const rows = layout(this, w);
-      const h = rows.length * LINE_H + 2 * PAD;
-      ctx.save();
+    draw(ctx, n, widgetWidth, y) {
+      const nodeW = (n && n.size && n.size[0]) || widgetWidth;
+      const nodeH = n && n.size ? n.size[1] : y + BOX_H;
+      const w = Math.min(widgetWidth, nodeW) - 2 * MARGIN;
+      const h = Math.min(BOX_H, nodeH - y - 2);
+      if (w < 2 * PAD + 10 || h < LINE_H) return;
       // The canvas draws disabled widgets at half opacity; this one is only "disabled" to let
       // clicks through, so undo that.
-      if (this.computedDisabled) ctx.globalAlpha = Math.min(1, ctx.globalAlpha * 2);
-      ctx.fillStyle = COLOR.bg;
-      ctx.strokeStyle = this._phaseColor;
-      ctx.lineWidth = 1;
-      ctx.beginPath();
-      if (ctx.roundRect) ctx.roundRect(MARGIN, y, w, h, 6);
-      else ctx.rect(MARGIN, y, w, h);
-      ctx.fill();
-      ctx.stroke();
-      if (lowQuality) {
-        ctx.restore();
-        return;
-      }
-      ctx.font = FONT;
-      ctx.textAlign = "left";
-      ctx.textBaseline = "middle";
-      let cy = y + PAD;
-      for (const row of rows) {
-        if (row.bar !== undefined) {
-          const bx = MARGIN + PAD;
-          const bw = w - 2 * PAD;
-          const by = cy + (LINE_H - BAR_H) / 2;
-          ctx.fillStyle = COLOR.bar_bg;
-          ctx.fillRect(bx, by, bw, BAR_H);
-          ctx.fillStyle = row.color || COLOR.blue;
-          ctx.fillRect(bx, by, Math.round(bw * row.bar), BAR_H);
-        } else {
-          ctx.fillStyle = row.color || COLOR.text;
-          ctx.font = row.bold ? "bold " + FONT : FONT;
-          ctx.fillText(row.text, MARGIN + PAD, cy + LINE_H / 2);
-        }
-        cy += LINE_H;
-      }
-      ctx.restore();
+      const alpha = this.computedDisabled ? Math.min(1, ctx.globalAlpha * 2) : ctx.globalAlpha;
+      drawBox(ctx, this._lines, MARGIN, y, w, h, this._phaseColor, alpha);
     },
   };
-  return widget;
 }
 
 function statusWidget(node) {
@@ -275,9 +297,84 @@ function statusWidget(node) {
   return w;
 }
 
+// ------------------------------------------------------------------ details on demand
+
+function showDetails(node) {
+  const st = node.veStatus || { phase: "idle" };
+  const old = document.getElementById("ve-status-details");
+  if (old) old.remove();
+  const box = document.createElement("div");
+  box.id = "ve-status-details";
+  box.setAttribute("role", "dialog");
+  box.setAttribute("aria-label", MENU_LABEL);
+  Object.assign(box.style, {
+    position: "fixed", left: "50%", top: "12%", transform: "translateX(-50%)", zIndex: 10000,
+    maxWidth: "min(900px, 90vw)", maxHeight: "70vh", overflow: "auto", padding: "12px 16px",
+    background: "#1e1e1e", color: COLOR.text, border: "1px solid #555", borderRadius: "8px",
+    boxShadow: "0 8px 30px rgba(0,0,0,.5)", font: FONT,
+  });
+  const head = document.createElement("div");
+  Object.assign(head.style, { display: "flex", justifyContent: "space-between", gap: "16px", marginBottom: "8px" });
+  const title = document.createElement("b");
+  title.textContent = `${node.title || node.type} #${node.id}`;
+  const close = document.createElement("button");
+  close.textContent = "Close";
+  close.onclick = () => box.remove();
+  head.append(title, close);
+  const pre = document.createElement("pre");
+  pre.style.margin = "0";
+  pre.style.whiteSpace = "pre-wrap";
+  pre.textContent = detailsText(st);
+  box.append(head, pre);
+  box.addEventListener("keydown", (e) => e.key === "Escape" && box.remove());
+  document.body.append(box);
+  close.focus();
+  return box;
+}
+
+// ------------------------------------------------------------------ subgraph badge
+
+function drawBadge(ctx, node) {
+  const b = node.veBadge;
+  if (!b || !b.text) return;
+  const title = (globalThis.LiteGraph && globalThis.LiteGraph.NODE_TITLE_HEIGHT) || 30;
+  ctx.save();
+  ctx.font = FONT;
+  // As wide as the text (up to 420 px), never narrower than the node: it sits above the title.
+  const w = Math.max(node.size[0], Math.min(420, ctx.measureText(b.text).width + 8));
+  const y = -title - LINE_H - 6;
+  ctx.beginPath();
+  ctx.rect(0, y, w, LINE_H + 4);
+  ctx.clip();
+  ctx.fillStyle = COLOR.bg;
+  ctx.fillRect(0, y, w, LINE_H + 4);
+  ctx.fillStyle = b.color;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  ctx.fillText(fit(ctx, b.text, w - 8), 4, y + (LINE_H + 4) / 2);
+  ctx.restore();
+}
+
+function setBadge(node, st) {
+  if (!node.__veBadgeHooked) {
+    node.__veBadgeHooked = true;
+    const orig = node.onDrawForeground;
+    node.onDrawForeground = function (ctx, ...rest) {
+      const r = orig ? orig.call(this, ctx, ...rest) : undefined;
+      try {
+        drawBadge(ctx, this);
+      } catch (e) {
+        console.debug("[video-engine] badge", e);
+      }
+      return r;
+    };
+  }
+  node.veBadge = { text: badgeText(st), color: (PHASE_LABEL[st.phase] || [null, COLOR.text])[1] };
+}
+
 // ------------------------------------------------------------------ state per node id
 
-/** node id (string) -> merged status state. Exposed for tests/debugging as window.VideoEngineStatus. */
+/** execution id (string) -> merged status state. Exposed for tests/debugging as window.VideoEngineStatus. */
 const states = new Map();
 
 function isTarget(node) {
@@ -289,44 +386,39 @@ function lookup(graph, id) {
   return graph.getNodeById(id) ?? (/^\d+$/.test(id) ? graph.getNodeById(Number(id)) : null) ?? null;
 }
 
-/** The node of an execution id: "12", or "7:12" for a node inside subgraph node 7. */
-function findNode(id) {
+/**
+ * The node of an execution id and the subgraph nodes around it: "12", or "7:12" for node 12
+ * inside subgraph node 7 (outer = [node 7]).
+ */
+function resolve(id) {
   const root = app.graph;
-  const direct = lookup(root, id) || lookup(app.canvas?.graph, id);
-  if (direct) return direct;
   const parts = id.split(":");
-  if (parts.length < 2) return null;
-  let graph = root;
-  let node = null;
-  for (const part of parts) {
-    node = lookup(graph, part);
-    if (!node) return null;
-    graph = node.subgraph;
+  if (parts.length > 1) {
+    let graph = root;
+    const chain = [];
+    for (const part of parts) {
+      const node = lookup(graph, part);
+      if (!node) break;
+      chain.push(node);
+      graph = node.subgraph;
+    }
+    if (chain.length === parts.length) return { node: chain[chain.length - 1], outer: chain.slice(0, -1) };
+    return { node: null, outer: chain.filter((n) => n.subgraph) };
   }
-  return node;
+  return { node: lookup(root, id) || lookup(app.canvas?.graph, id), outer: [] };
+}
+
+function findNode(id) {
+  return resolve(String(id)).node;
 }
 
 function render(node, st) {
   const widget = statusWidget(node);
-  const lines = buildLines(st);
-  widget._lines = lines;
+  widget._lines = buildLines(st);
   widget._phaseColor = (PHASE_LABEL[st.phase] || [null, COLOR.dim])[1];
-  widget.value = linesToText(lines);
-  widget.hidden = false;
+  widget.value = detailsText(st);
   node.veStatus = st;
-
-  // Make the node tall enough for every line (its width stays); on a new run, shrink back.
-  try {
-    const need = node.computeSize();
-    const height = st.phase === "start" ? need[1] : Math.max(node.size[1], need[1]);
-    const size = [Math.max(node.size[0], need[0]), height];
-    if (typeof node.setSize === "function") node.setSize(size);
-    else node.size = size;
-  } catch (e) {
-    console.debug("[video-engine] resize failed", e);
-  }
-  app.graph?.setDirtyCanvas?.(true, true);
-  app.canvas?.setDirty?.(true, true);
+  // The node's size is left alone: the box's room is already part of it.
 }
 
 function onStatus(event) {
@@ -345,8 +437,16 @@ function onStatus(event) {
   st.updated = Date.now();
   states.set(id, st);
 
-  const node = findNode(id);
+  const { node, outer } = resolve(id);
   if (node && isTarget(node)) render(node, st);
+  for (const o of outer) setBadge(o, st);
+  app.graph?.setDirtyCanvas?.(true, true);
+  app.canvas?.setDirty?.(true, true);
+}
+
+function addMenuItem(node, options) {
+  if (!isTarget(node)) return;
+  options.push({ content: MENU_LABEL, callback: () => showDetails(node) });
 }
 
 app.registerExtension({
@@ -360,11 +460,36 @@ app.registerExtension({
         console.warn("[video-engine] could not show the status", err);
       }
     });
-    window.VideoEngineStatus = { states, formatEta, buildLines, linesToText, findNode, widget: WIDGET };
+    window.VideoEngineStatus = {
+      states, formatEta, buildLines, detailsText, badgeText, findNode, showDetails,
+      widget: WIDGET, menuLabel: MENU_LABEL, rows: ROWS, boxHeight: BOX_H,
+    };
+  },
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!NODE_CLASSES.has(nodeData?.name)) return;
+    const orig = nodeType.prototype.getExtraMenuOptions;
+    nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
+      const r = orig ? orig.apply(this, arguments) : undefined;
+      try {
+        addMenuItem(this, options);
+      } catch (e) {
+        console.debug("[video-engine] menu", e);
+      }
+      return r;
+    };
   },
 
   async nodeCreated(node) {
     if (!isTarget(node)) return;
     statusWidget(node);
+    // The box's room is part of the node from the start (a created node is sized before
+    // nodeCreated runs; a loaded one is sized to computeSize() by the app after loading).
+    try {
+      const need = node.computeSize();
+      if (node.size[1] < need[1]) node.setSize([Math.max(node.size[0], need[0]), need[1]]);
+    } catch (e) {
+      console.debug("[video-engine] size", e);
+    }
   },
 });

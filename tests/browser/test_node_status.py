@@ -17,74 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ui import API, WIDGET, dispatch, focus_node, open_ui, status_text, widget_state
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "example_workflows" / "video_interpolate.json"
-WIDGET = "ve_status"
 CLIP_FRAMES = 10
-
-# The frontend's api object (scripts/api.js re-exports window.comfyAPI.api.api).
-API = "window.comfyAPI.api.api"
-
-
-# ----------------------------------------------------------------------------- helpers
-def open_ui(comfy, page):
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.console_errors = errors
-    page.goto(comfy.base_url, wait_until="domcontentloaded")
-    page.wait_for_function(
-        "() => !!(window.app && window.app.graph && window.app.canvas && window.LiteGraph"
-        " && window.comfyAPI && window.comfyAPI.api)", timeout=90_000)
-    page.wait_for_function(
-        "() => !!window.LiteGraph.registered_node_types['VideoInterpolate']", timeout=30_000)
-    # our extension has run its setup()
-    page.wait_for_function("() => !!window.VideoEngineStatus", timeout=30_000)
-
-
-def status_text(page, node_id) -> str | None:
-    return page.evaluate(
-        """([id, name]) => {
-            const n = window.app.graph.getNodeById(id);
-            const w = n && n.widgets && n.widgets.find(w => w.name === name);
-            return w ? w.value : null;
-        }""", [node_id, WIDGET])
-
-
-def widget_state(page, node_id) -> dict:
-    return page.evaluate(
-        """([id, name]) => {
-            const n = window.app.graph.getNodeById(id);
-            const w = n.widgets.find(w => w.name === name);
-            return {hidden: !!w.hidden, value: w.value, size: [n.size[0], n.size[1]],
-                    need: n.computeSize(),
-                    lines: (w._lines || []).map(l => l.bar !== undefined ? {bar: l.bar} : {text: l.text, color: l.color})};
-        }""", [node_id, WIDGET])
-
-
-def dispatch(page, payload: dict) -> None:
-    page.evaluate(f"(p) => {API}.dispatchCustomEvent('video_engine.status', p)", payload)
-
-
-def focus_node(page, node_id, max_scale=1.6) -> None:
-    """Zoom and pan the canvas so the whole node (title included) is centred and legible."""
-    page.evaluate(
-        """([id, maxScale]) => {
-            const app = window.app, c = app.canvas, n = app.graph.getNodeById(id);
-            const title = window.LiteGraph.NODE_TITLE_HEIGHT || 30;
-            const el = c.canvas, cw = el.clientWidth || el.width, ch = el.clientHeight || el.height;
-            // The canvas spans the window; the menu bars cover its top and left edges.
-            const left = 70, top = 140, right = 20, bottom = 20;
-            const vw = cw - left - right, vh = ch - top - bottom;
-            const w = n.size[0], h = n.size[1] + title;
-            const scale = Math.min(maxScale, 0.95 * vw / w, 0.95 * vh / h);
-            c.ds.scale = scale;
-            c.ds.offset[0] = (left + vw / 2) / scale - (n.pos[0] + w / 2);
-            c.ds.offset[1] = (top + vh / 2) / scale - (n.pos[1] - title + h / 2);
-            c.deselectAll && c.deselectAll();
-            c.setDirty(true, true);
-        }""", [node_id, max_scale])
-    page.wait_for_timeout(600)  # a few frames
 
 
 def write_clip(path: Path, frames: int = CLIP_FRAMES) -> Path:
@@ -118,10 +55,11 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
         }""")
     sid = str(node_id)
 
-    # Before any event: the widget exists, is hidden and takes no room.
+    # Before any event: the widget exists, says so, and its room is already part of the node.
     st = widget_state(page, node_id)
-    assert st["hidden"] and st["value"] == ""
-    before_height = st["need"][1]
+    assert st["value"] == "" and st["lines"][0]["text"] == "Video Engine: no run yet"
+    before = st["size"]
+    assert before[1] >= st["need"][1]
 
     # Never saved in the workflow, never sent in the prompt.
     saved, others = page.evaluate(
@@ -143,8 +81,7 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     assert "method builtin-flow" in text
     assert "frames 0/20 (0%)" in text and "ETA 01:05" in text
     assert "as planned" in text
-    st = widget_state(page, node_id)
-    assert not st["hidden"] and st["size"][1] >= st["need"][1] > before_height
+    assert widget_state(page, node_id)["size"] == before  # the node's size never follows the status
 
     dispatch(page, dict(base, phase="progress", done=5, eta_s=3725))
     text = status_text(page, node_id)
@@ -156,10 +93,11 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     text = status_text(page, node_id)
     assert "Video Engine: fallback" in text and "batch 2" in text
     assert "path retry → halve_batch" in text
-    assert "⚠ fallback at frame 8: oom (CUDA out of memory. Tried to allocate 2.00 GiB) → halve_batch" in text
+    assert "fallback at frame 8: oom (CUDA out of memory. Tried to allocate 2.00 GiB) → halve_batch" in text
     assert "ETA --:--" in text
-    amber = [ln for ln in widget_state(page, node_id)["lines"] if ln.get("text", "").startswith("⚠")]
-    assert len(amber) == 2 and all(ln["color"] == "#f5a524" for ln in amber)
+    amber = [ln for ln in widget_state(page, node_id)["lines"] if "fallback" in ln.get("text", "")]
+    assert [ln["text"] for ln in amber][0] == "⚠ 2 fallbacks: retry → halve_batch"
+    assert all(ln["color"] == "#f5a524" for ln in amber)
 
     # A partial payload keeps what earlier events said and does not throw.
     dispatch(page, {"node": sid, "phase": "progress", "done": 12})
@@ -179,8 +117,8 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     text = status_text(page, node_id)
     assert "Video Engine: done" in text and "frames 20/20 (100%)" in text and "ETA" not in text
     assert "report:" in text and "10 -> 19 frames at 448x256" in text
-    st = widget_state(page, node_id)
-    assert st["size"][1] >= st["need"][1]
+    assert text.count("fallback at frame 8") == 1  # once: the report lists it, the events are not repeated
+    assert widget_state(page, node_id)["size"] == before
     # Clicking the status area must not throw (the widget is read-only; clicks fall through).
     focus_node(page, node_id)
     x, y = page.evaluate(
@@ -198,9 +136,16 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     dispatch(page, dict(base, phase="error", error="RuntimeError: boom"))
     text = status_text(page, node_id)
     assert "Video Engine: error" in text and "error: RuntimeError: boom" in text
+    # A user's Cancel is not an error.
+    dispatch(page, dict(base, phase="cancelled", done=5, error="cancelled by the user"))
+    text = status_text(page, node_id)
+    assert "Video Engine: cancelled" in text and "error" not in text
+    box = widget_state(page, node_id)["lines"]
+    assert box[0]["color"] != "#ff6b6b" and any(ln.get("text") == "cancelled at frame 5 of 20" for ln in box)
     dispatch(page, dict(base, phase="start", total=7))
     text = status_text(page, node_id)
-    assert "report:" not in text and "⚠" not in text and "boom" not in text and "frames 0/7" in text
+    assert "report:" not in text and "fallback" not in text and "boom" not in text and "frames 0/7" in text
+    assert widget_state(page, node_id)["size"] == before
 
     assert not page.page_errors, page.page_errors
     new_errors = page.console_errors[len(errors_before):]
