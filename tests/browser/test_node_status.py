@@ -95,8 +95,9 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     assert "path retry → halve_batch" in text
     assert "fallback at frame 8: oom (CUDA out of memory. Tried to allocate 2.00 GiB) → halve_batch" in text
     assert "ETA --:--" in text
-    amber = [ln for ln in widget_state(page, node_id)["lines"] if "fallback" in ln.get("text", "")]
-    assert [ln["text"] for ln in amber][0] == "⚠ 2 fallbacks: retry → halve_batch"
+    amber = [ln for ln in widget_state(page, node_id)["lines"] if ln.get("text", "").startswith(("⚠", "last "))]
+    assert [ln["text"] for ln in amber] == ["⚠ 2 fallbacks: retry → halve_batch", "last fallback at frame 8: oom "
+                                            "(CUDA out of memory. Tried to allocate 2.00 GiB) → halve_batch"]
     assert all(ln["color"] == "#f5a524" for ln in amber)
 
     # A partial payload keeps what earlier events said and does not throw.
@@ -144,7 +145,7 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     assert box[0]["color"] != "#ff6b6b" and any(ln.get("text") == "cancelled at frame 5 of 20" for ln in box)
     dispatch(page, dict(base, phase="start", total=7))
     text = status_text(page, node_id)
-    assert "report:" not in text and "fallback" not in text and "boom" not in text and "frames 0/7" in text
+    assert "report:" not in text and "fallback at" not in text and "boom" not in text and "frames 0/7" in text
     assert widget_state(page, node_id)["size"] == before
 
     assert not page.page_errors, page.page_errors
