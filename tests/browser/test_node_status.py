@@ -149,7 +149,8 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
     assert widget_state(page, node_id)["size"] == before
 
     assert not page.page_errors, page.page_errors
-    new_errors = page.console_errors[len(errors_before):]
+    # (the offline front end of ComfyUI 0.25 fails to reach remote resources: not errors of the pack)
+    new_errors = [e for e in page.console_errors[len(errors_before):] if "ERR_NAME_NOT_RESOLVED" not in e]
     assert not new_errors, new_errors
 
 
