@@ -235,9 +235,9 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def detect_family(path: Path) -> str:
-    from .zoo import load_ifnet
+    from .zoo import family_name, load_net
 
-    return "RIFE " + load_ifnet(path).cfg.family
+    return family_name(load_net(path))
 
 
 # ============================================================================ interpolate a file
@@ -686,7 +686,7 @@ def cmd_models_list(args) -> int:
             except InputError as exc:  # an unreadable file is listed, not fatal
                 family = f"unreadable: {' '.join(describe(exc).split())}"
             except Exception as exc:  # noqa: BLE001
-                family = f"unreadable (corrupt or not a RIFE checkpoint): {' '.join(describe(exc).split())}"
+                family = f"unreadable (corrupt or not a RIFE or FILM checkpoint): {' '.join(describe(exc).split())}"
             _out(f"  {f.relative_to(folder).as_posix():<32} {size}  {family}")
     if comfy is None:
         _out("")

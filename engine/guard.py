@@ -232,17 +232,17 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
     prec = precision if precision and precision != "auto" else (st.precision_cuda if on_cuda else st.precision_cpu)
     if prec == "fastest":
         prec = _fastest_cpu_precision(method, st.flow_scale_for(size[0]) if flow_scale is None else float(flow_scale))
-    dtype = resolve_dtype(prec, dev) if method.kind == "rife" else torch.float32
+    dtype = resolve_dtype(prec, dev) if method.network else torch.float32
     h, w = size
     fs = float(flow_scale) if flow_scale is not None else st.flow_scale_for(h)
     if hasattr(method, "refine"):
         method.refine = bool(st.refine and method.cfg.refine)
         method.lean = st.lean
-    ensemble = bool(st.ensemble and method.kind == "rife")
+    ensemble = bool(st.ensemble and method.supports_ensemble)
     base = Settings(device=dev, dtype=dtype, batch_size=1, flow_scale=fs if method.supports_scale else 1.0,
                     ensemble=ensemble)
     tasks = n_tasks if n_tasks is not None else n_out
-    if method.kind != "rife":
+    if not method.network:
         bs = int(batch_size or st.batch_cpu)
         return Plan(base.but(batch_size=bs), strategy, f"{method.describe()} runs on the CPU")
     cal = calibrate(method, base)
@@ -269,7 +269,7 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
 
 def _fastest_cpu_precision(method: Method, flow_scale: float) -> str:
     """fp32 or bf16, whichever this processor runs faster (bf16 is fast only where the CPU has it)."""
-    if method.kind != "rife":
+    if not method.network:
         return "fp32"
     times = {p: calibrate(method, Settings(dtype=resolve_dtype(p, "cpu"), flow_scale=flow_scale)).seconds_per_item_px
              for p in ("fp32", "bf16")}

@@ -167,7 +167,7 @@ class _State:
             # plenty of memory there: give back the quality the GPU rungs traded away
             return rung, m, s.but(device="cpu", dtype=torch.float32, flow_scale=self.planned.flow_scale,
                                   res_scale=self.planned.res_scale, batch_size=min(s.batch_size, 2))
-        if rung == "builtin_flow" and m.kind == "rife":
+        if rung == "builtin_flow" and m.network:
             return rung, FlowMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=self.planned.res_scale)
         if rung == "blend" and m.kind != "blend":
             return rung, BlendMethod(), s.but(device="cpu", dtype=torch.float32, res_scale=1.0)

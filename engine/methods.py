@@ -3,11 +3,16 @@
     state = method.prepare(img)                   # once per source frame, img [1, 3, H, W] padded
     out = method.interpolate(s0, s1, t, scale=1)  # lists of states, t [B] -> [B, 3, H, W]
 
-`prepare` is where a frame's cached work lives (RIFE encoder features; grey image for the flow
-method), so a frame used by several pairs and timesteps is processed once.
+`prepare` is where a frame's cached work lives (RIFE encoder features; FILM's image and feature
+pyramids; grey image for the flow method), so a frame used by several pairs and timesteps is
+processed once.
 
 Methods:
   rife    a RIFE IFNet checkpoint (any family the zoo detects).
+  film    a FILM checkpoint (engine.film): flows once per pair (kept while the pair's frames are
+          cached, so a pair whose timesteps span batches is not redone), then one batched fusion
+          for every t. No padding (frames under 64 px a side are edge-padded to 64); no flow scale,
+          no ensemble; arbitrary t as ComfyUI core does it (flows scaled by t, one fusion pass).
   flow    built-in, no download: OpenCV DIS optical flow both ways, t-flows by the linear-motion
           approximation, backward warping, plain (1 - t) / t fusion (occlusion weighting measured
           worse on the shared bench). Two DIS fields per direction (the MEDIUM preset, and the same with
@@ -35,6 +40,7 @@ BUILTINS = (BUILTIN_FLOW, BLEND)
 class Method:
     name: str = ""
     kind: str = ""
+    network = False  # a neural network: runs on a device in a chosen precision, calibrated by the guard
     supports_ensemble = False
     supports_scale = False
     device = torch.device("cpu")
@@ -56,7 +62,21 @@ class Method:
         return self.name
 
 
-class RifeMethod(Method):
+class _NetMethod(Method):
+    network = True
+    net: torch.nn.Module
+
+    def to(self, device, dtype) -> "_NetMethod":
+        # read the weights' real place: ComfyUI's model manager may have moved them since
+        device = torch.device(device)
+        p = next(self.net.parameters())
+        if p.device.type != device.type or (device.index is not None and p.device != device) or p.dtype != dtype:
+            self.net.to(device=device, dtype=dtype)
+        self.device, self.dtype = device, dtype
+        return self
+
+
+class RifeMethod(_NetMethod):
     kind = "rife"
     supports_scale = True
 
@@ -71,15 +91,6 @@ class RifeMethod(Method):
     def pad_multiple(self, scale: float = 1.0) -> int:
         m = self.cfg.pad_multiple
         return int(max(m, round(m / scale)))
-
-    def to(self, device, dtype) -> "RifeMethod":
-        # read the weights' real place: ComfyUI's model manager may have moved them since
-        device = torch.device(device)
-        p = next(self.net.parameters())
-        if p.device.type != device.type or (device.index is not None and p.device != device) or p.dtype != dtype:
-            self.net.to(device=device, dtype=dtype)
-        self.device, self.dtype = device, dtype
-        return self
 
     def prepare(self, img):
         return self.net.pack_frame(img.to(self.device, self.dtype))
@@ -97,6 +108,35 @@ class RifeMethod(Method):
 
     def describe(self) -> str:
         return f"RIFE {self.cfg.family} ({self.name})"
+
+
+class FilmMethod(_NetMethod):
+    kind = "film"
+
+    def __init__(self, net, name: str):
+        from .film import PairFlows
+
+        self.net = net
+        self.name = name
+        self.cfg = net.cfg
+        self._pairs = PairFlows()
+
+    def to(self, device, dtype) -> "FilmMethod":
+        self._pairs.clear()
+        return super().to(device, dtype)
+
+    def prepare(self, img):
+        from .film import pad_to_min
+
+        return self.net.frame(pad_to_min(img.to(self.device)))
+
+    def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
+        from .film import film_pairs
+
+        return film_pairs(self.net, s0, s1, t, self._pairs)
+
+    def describe(self) -> str:
+        return f"FILM ({self.name})"
 
 
 @dataclass
@@ -185,7 +225,8 @@ def load_method(spec: str | os.PathLike | None, search_dirs=()) -> Method:
 
     None or "" picks the built-in flow method (no download needed).
     """
-    from .zoo import load_ifnet, CheckpointError
+    from .film import FilmNet
+    from .zoo import CheckpointError, load_net
 
     if spec in (None, "", BUILTIN_FLOW, "builtin", "flow"):
         return FlowMethod()
@@ -201,8 +242,9 @@ def load_method(spec: str | os.PathLike | None, search_dirs=()) -> Method:
         else:
             where = ", ".join(str(d) for d in search_dirs) or "(no model folder configured)"
             raise CheckpointError(f"model {spec!r} not found: looked for the file {path!r} and in {where}. "
-                                  f"Put RIFE weights there, or use '{BUILTIN_FLOW}' (no download).")
-    return RifeMethod(load_ifnet(path), os.path.basename(path))
+                                  f"Put RIFE or FILM weights there, or use '{BUILTIN_FLOW}' (no download).")
+    net = load_net(path)
+    return (FilmMethod if isinstance(net, FilmNet) else RifeMethod)(net, os.path.basename(path))
 
 
 def resolve_dtype(precision: str, device) -> torch.dtype:

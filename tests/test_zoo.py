@@ -6,9 +6,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from engine.film import FilmConfig, FilmNet
 from engine.ifnet import IFNet, IFNetConfig
-from engine.methods import RifeMethod
-from engine.zoo import CheckpointError, build_ifnet, detect_config, load_ifnet, normalize_keys, read_state_dict
+from engine.methods import FilmMethod, RifeMethod, load_method
+from engine.zoo import (CheckpointError, build_film, build_ifnet, detect_config, detect_film_config, family_name,
+                        load_ifnet, load_net, normalize_keys, read_state_dict)
 
 SEQ2 = ((0, 3, 16, False), (1, 16, 4, True))
 SEQ4 = ((0, 3, 32, False), (2, 32, 32, False), (4, 32, 32, False), (6, 32, 8, True))
@@ -60,20 +62,35 @@ def core_safetensors_dict(net):
     return {re.sub(r"^block(\d+)\.", r"blocks.\1.", k): v.contiguous() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("c", FAMILIES, ids=IDS)
-@pytest.mark.parametrize("fmt", ["raw.pkl", "stripped.pth", "core.safetensors"])
-def test_every_family_in_every_format(c, fmt, tmp_path):
-    torch.manual_seed(0)
-    net = IFNet(c)
-    path = tmp_path / f"weights_{fmt}"  # the file name says nothing about the family
+FORMATS = ["raw.pkl", "stripped.pth", "core.safetensors", "core_fp16.safetensors"]
+
+
+def save_in_format(net, fmt, tmp_path, raw_dict, core_dict):
+    """Write net's weights in one of FORMATS; the file name says nothing about the family."""
+    path = tmp_path / f"weights_{fmt.split('.')[0]}.{fmt.split('.')[1]}"
     if fmt == "raw.pkl":
-        torch.save(raw_training_dict(net), path)
+        torch.save(raw_dict(net), path)
     elif fmt == "stripped.pth":
         torch.save(net.state_dict(), path)
     else:
-        save_file(core_safetensors_dict(net), str(path.with_suffix(".safetensors")))
-        path = path.with_suffix(".safetensors")
-    loaded = load_ifnet(path)
+        dt = torch.float16 if "fp16" in fmt else torch.float32
+        save_file({k: v.to(dt) for k, v in core_dict(net).items()}, str(path))
+    return path
+
+
+def as_stored(v, fmt):
+    return v.half().float() if "fp16" in fmt else v
+
+
+@pytest.mark.parametrize("c", FAMILIES, ids=IDS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_family_in_every_format(c, fmt, tmp_path):
+    torch.manual_seed(0)
+    net = IFNet(c)
+    path = save_in_format(net, fmt, tmp_path, raw_training_dict, core_safetensors_dict)
+    loaded = load_net(path)
+    assert isinstance(loaded, IFNet) and family_name(loaded) == f"RIFE {c.family}"
+    assert isinstance(load_method(path), RifeMethod)
     got = loaded.cfg
     assert (got.family, got.widths, got.in_channels, got.out_channels, got.encoder, got.feat_ch, got.refine) == \
         (c.family, c.widths, c.in_channels, c.out_channels, c.encoder, c.feat_ch, c.refine)
@@ -81,7 +98,62 @@ def test_every_family_in_every_format(c, fmt, tmp_path):
                               (16, 8, 4, 2, 1) if len(c.widths) == 5 else (8, 4, 2, 1))
     assert got.pad_multiple == (128 if c.family in ("4.25 lite", "4.0-4.3 (HDv3)") else 64 if len(c.widths) == 5 else 32)
     for k, v in net.state_dict().items():  # every tensor arrived unchanged
-        assert torch.equal(loaded.state_dict()[k], v), k
+        assert torch.equal(loaded.state_dict()[k], as_stored(v, fmt)), k
+
+
+# FILM: core's film_net sizes, and others read from the shapes (widths, depths, estimator layout)
+FILMS = [
+    FilmConfig(filters=4, flow_filters=(4, 4, 8, 8), fusion_filters=(4, 8, 8, 8)),
+    FilmConfig(filters=2, sub_levels=3, flow_convs=(1, 2, 3), flow_filters=(4, 6, 8), fusion_filters=(2, 4, 6)),
+    FilmConfig(filters=3, sub_levels=4, flow_convs=(2, 1, 1, 2, 3), flow_filters=(2, 4, 4, 6, 6),
+               fusion_filters=(3, 6, 9, 9, 9)),
+]
+
+
+def film_raw_dict(net):
+    return {f"module.{k}": v for k, v in net.state_dict().items()}  # a DataParallel training dump
+
+
+@pytest.mark.parametrize("i", range(len(FILMS)))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_film_in_every_format(i, fmt, tmp_path):
+    torch.manual_seed(0)
+    net = FilmNet(FILMS[i])
+    path = save_in_format(net, fmt, tmp_path, film_raw_dict, lambda n: n.state_dict())
+    loaded = load_net(path)
+    assert isinstance(loaded, FilmNet) and loaded.cfg == FILMS[i] and family_name(loaded) == "FILM"
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], as_stored(v, fmt)), k
+    method = load_method(path)
+    assert isinstance(method, FilmMethod) and method.describe() == f"FILM ({path.name})"
+    with pytest.raises(CheckpointError, match="is a FILM checkpoint, not RIFE"):
+        load_ifnet(path)
+
+
+def test_core_film_net_sizes_are_detected():
+    assert detect_film_config(FilmNet().state_dict()) == FilmConfig()  # 7 levels, 64 filters, 4 sub-levels
+
+
+def _film_sd():
+    return FilmNet(FILMS[0]).state_dict()
+
+
+@pytest.mark.parametrize("hurt, message", [
+    (lambda sd: sd.pop("predict_flow._predictor._convs.0.conv.weight"), "shared flow estimator"),
+    (lambda sd: sd.pop("fuse.output_conv.bias"), "missing .*fuse.output_conv.bias"),
+    (lambda sd: sd.__setitem__("fuse.extra.weight", torch.zeros(1)), "unexpected .*fuse.extra.weight"),
+    (lambda sd: sd.__setitem__("fuse.convs.1.1.conv.weight", torch.zeros(8, 7, 3, 3)),
+     r"fuse.convs.1.1.conv.weight has shape \(8, 7, 3, 3\)"),
+    (lambda sd: sd.__setitem__("predict_flow._predictors.0._convs.0.conv.weight", torch.zeros(8, 5, 3, 3)),
+     "has shape"),
+    (lambda sd: [sd.pop(k) for k in list(sd) if k.startswith("predict_flow._predictors.")], "unsupported layout"),
+    (lambda sd: sd.update(IFNet(FAMILIES[10]).state_dict()), "unexpected .*block0"),  # FILM + RIFE mixed
+])
+def test_damaged_film_dicts_say_what_is_wrong(hurt, message):
+    sd = _film_sd()
+    hurt(sd)
+    with pytest.raises(CheckpointError, match=message):
+        build_film(sd)
 
 
 @pytest.mark.parametrize("c", FAMILIES, ids=IDS)
@@ -166,12 +238,24 @@ def test_truncated_file_gives_clear_error(tmp_path, suffix):
         read_state_dict(tmp_path / f"empty{suffix}")
 
 
+@pytest.mark.parametrize("suffix", [".pth", ".pkl", ".pt", ".ckpt", ".bin", ".safetensors"])
 @pytest.mark.parametrize("junk", [b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01u.garbage", bytes(range(256)) * 40,
-                                  b"PK\x03\x04" + b"\x00" * 200])
-def test_junk_bytes_give_a_clear_error(tmp_path, junk):
-    (tmp_path / "junk.pth").write_bytes(junk)
-    with pytest.raises(CheckpointError, match="junk.pth"):
-        load_ifnet(tmp_path / "junk.pth")
+                                  b"PK\x03\x04" + b"\x00" * 200, b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 6],
+                         ids=["pickle", "bytes", "zip", "safetensors-header"])
+def test_junk_bytes_give_a_clear_error(tmp_path, junk, suffix):
+    path = tmp_path / f"junk{suffix}"
+    path.write_bytes(junk)
+    with pytest.raises(CheckpointError, match=f"junk{suffix}"):
+        load_method(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_foreign_state_dicts_in_every_format_are_neither_rife_nor_film(fmt, tmp_path):
+    """Real tensors, wrong network (a small CNN): a clear error naming both FILM and RIFE."""
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3))
+    path = save_in_format(cnn, fmt, tmp_path, film_raw_dict, lambda n: n.state_dict())
+    with pytest.raises(CheckpointError, match=r"neither FILM .* nor a supported RIFE IFNet state dict"):
+        load_method(path)
 
 
 def test_unknown_state_dict_says_what_was_expected(tmp_path):
