@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,7 +55,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def _torch_load_safe(path: Path):
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a TorchScript archive is refused below, with our own message
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if "Weights only load failed" in msg and not re.search(r"truncat|EOF|Ran out of input", msg):
@@ -64,6 +67,11 @@ def _torch_load_safe(path: Path):
                 ".safetensors in an environment you trust.") from None
         raise CheckpointError(f"{path.name} is truncated or corrupt ({msg.splitlines()[0][:160]}); download it again") from None
     except Exception as e:  # noqa: BLE001 - junk bytes make the unpickler fail in many ways (KeyError, ...)
+        if "TorchScript archive" in str(e):
+            raise CheckpointError(
+                f"{path.name} is a TorchScript archive (a saved program, as some packs ship film_net_fp32.pt), and "
+                "Video Engine never runs code from a model file. Use a plain state dict: ComfyUI core's FILM or "
+                "RIFE .safetensors, or a .pth/.pkl of tensors.") from None
         first = (str(e).splitlines() or [""])[0][:160] or type(e).__name__
         raise CheckpointError(f"{path.name} is truncated or corrupt ({type(e).__name__}: {first}); "
                               "download it again") from None

@@ -218,6 +218,13 @@ def test_malicious_pickle_is_refused(tmp_path):
     assert not os.path.exists(marker), "the pickle's payload ran"
 
 
+def test_torchscript_archive_is_refused_with_a_clear_error(tmp_path):
+    """Some packs ship FILM as a TorchScript program (film_net_fp32.pt): code, never loaded."""
+    torch.jit.script(torch.nn.Conv2d(3, 3, 3)).save(str(tmp_path / "film_net_fp32.pt"))
+    with pytest.raises(CheckpointError, match="TorchScript archive .* never runs code"):
+        load_method(tmp_path / "film_net_fp32.pt")
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors", ".pkl"])
 def test_truncated_file_gives_clear_error(tmp_path, suffix):
     net = IFNet(FAMILIES[10])
