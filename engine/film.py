@@ -132,10 +132,15 @@ class FeaturePyramid(nn.Module):
         self.sub_levels = cfg.sub_levels
 
     def forward(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        n = len(images)
-        sub = [self.extract_sublevels(images[i], min(n - i, self.sub_levels)) for i in range(n)]
-        return [torch.cat([sub[i - j][j] for j in range(min(i + 1, self.sub_levels))], 1) if i else sub[0][0]
-                for i in range(n)]
+        n, k = len(images), self.sub_levels
+        sub: list = [None] * n
+        out = []
+        for i in range(n):
+            sub[i] = self.extract_sublevels(images[i], min(n - i, k))
+            out.append(torch.cat([sub[i - j][j] for j in range(min(i + 1, k))], 1) if i else sub[0][0])
+            if i >= k - 1:
+                sub[i - k + 1] = None  # no later level needs it
+        return out
 
 
 # ----------------------------------------------------------------------------- per pair

@@ -24,6 +24,7 @@ Strategies (each a fixed, documented set of choices; see STRATEGIES):
                     the lowest peak.
   adaptive          starts as balanced, then after every batch raises or lowers the batch from the
                     measured free memory and throughput.
+FILM has no flow scale and no ensemble: it takes each strategy's batch and precision only.
 """
 from __future__ import annotations
 

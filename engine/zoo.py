@@ -2,9 +2,10 @@
 
 A state dict with FILM's feature extractor (`extract.extract_sublevels.convs.0.0.conv.weight`, ComfyUI
 core's film_net naming, fp16 or fp32) is FILM; its sizes are read from the shapes (engine.film).
-Otherwise it must be a RIFE IFNet. Accepted formats: raw training `.pkl`/`.pth` state dicts (with or without the DataParallel
-`module.` prefix; teacher `block_tea`/`teacher.` and `caltime.` keys dropped), the stripped
-`.pth` files other ComfyUI packs ship, and safetensors in ComfyUI core's naming (`blocks.N.`).
+Otherwise it must be a RIFE IFNet. Accepted formats: raw training `.pkl`/`.pth` state dicts (with or
+without the DataParallel `module.` prefix; teacher `block_tea`/`teacher.` and `caltime.` keys
+dropped), the stripped `.pth` files other ComfyUI packs ship, and safetensors in ComfyUI core's
+naming (`blocks.N.`).
 Nothing is ever unpickled as code: safetensors, or torch.load(weights_only=True).
 The file name is never used to decide the architecture.
 """
@@ -134,7 +135,8 @@ def detect_film_config(sd: dict[str, torch.Tensor]) -> FilmConfig:
     n_spec = _count(sd, "predict_flow._predictors.{}._convs.0.conv.weight")
     heads = [f"predict_flow._predictors.{n_spec - 1 - i}" for i in range(n_spec)] + ["predict_flow._predictor"]
     if f"{heads[-1]}._convs.0.conv.weight" not in sd:
-        raise CheckpointError("FILM checkpoint without its shared flow estimator (predict_flow._predictor._convs.0.conv.weight)")
+        raise CheckpointError("FILM checkpoint without its shared flow estimator "
+                              "(predict_flow._predictor._convs.0.conv.weight)")
     flow_convs = tuple(_count(sd, h + "._convs.{}.conv.weight") - 2 for h in heads)
     flow_filters = tuple(int(sd[conv.format(h + "._convs.0")].shape[0]) for h in heads)
     n_fuse = _count(sd, "fuse.convs.{}.0.conv.weight")
@@ -154,7 +156,8 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
     if n not in (4, 5):
         blocks = sorted({m.group(0) for k in sd for m in [re.match(r"block\d+", k)] if m})
         raise CheckpointError(
-            f"neither FILM (no '{FILM_KEY}') nor a supported RIFE IFNet state dict: expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
+            f"neither FILM (no '{FILM_KEY}') nor a supported RIFE IFNet state dict: "
+            "expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
             f"with keys like 'block0.conv0.0.0.weight'; found {n} such blocks ({blocks[:6] or 'none'}) "
             f"among {len(sd)} keys, e.g. {sorted(sd)[:4]}")
     widths = tuple(int(sd[f"block{i}.conv0.1.0.weight"].shape[0]) for i in range(n))

@@ -12,7 +12,7 @@ RUNG_HELP = {
     "flow_scale": "lower RIFE's flow scale (0.5, then 0.25): less memory, coarser motion",
     "reduce_resolution": "interpolate at a lower resolution (down to min_res_scale) and resize the result back",
     "cpu": "move to the CPU (slow, but plenty of memory)",
-    "builtin_flow": "switch from RIFE to the built-in optical flow",
+    "builtin_flow": "switch from RIFE or FILM to the built-in optical flow",
     "blend": "switch to a plain cross-fade (cannot fail)",
 }
 

@@ -41,7 +41,7 @@ def describe_strategy(name: str) -> str:
     parts = [
         f"batch up to {st.max_batch_cuda} on CUDA, {st.batch_cpu} on the CPU, within {st.headroom:.0%} of free memory"
         + (" (re-sized after every batch from measured memory and speed)" if st.adaptive else ""),
-        f"{st.precision_cuda} on CUDA, {_cpu_precision(st)} on the CPU (RIFE; the other methods are always fp32)",
+        f"{st.precision_cuda} on CUDA, {_cpu_precision(st)} on the CPU (RIFE, FILM; the other methods are always fp32)",
         "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
         "test-time ensemble on" if st.ensemble else "no ensemble",
     ]

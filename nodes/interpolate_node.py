@@ -59,7 +59,7 @@ def run_inputs(source_fps: bool) -> list:
     inputs = [
         io.Combo.Input("model", options=model_choices(), default="builtin-flow",
                        tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
-                               "Other entries: RIFE weights (.safetensors, .pth, .pkl) found in "
+                               "Other entries: RIFE or FILM weights (.safetensors, .pth, .pkl) found in "
                                "models/frame_interpolation."),
         io.Int.Input("multiplier", default=2, min=1, max=16, step=1,
                      tooltip="Output frames per input frame: N frames become N + (m-1)(N-1). Ignored when "
@@ -76,7 +76,7 @@ def run_inputs(source_fps: bool) -> list:
                        tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
                                "not morphed. 0 = off; lower finds more cuts."),
         io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                       tooltip="RIFE arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
+                       tooltip="RIFE / FILM arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
                                "fp32 on the CPU)." + (" The output is always fp32." if source_fps else "")),
     ]
 
@@ -177,10 +177,10 @@ class VideoInterpolate(io.ComfyNode):
             category=CATEGORY,
             description=("Makes in-between frames for a batch of images (a video's frames or keyframes): multiply "
                          "the frame count, or convert to any target frame rate (e.g. 24 -> 60 fps). Uses RIFE "
-                         "weights from models/frame_interpolation, or the built-in optical flow (no download). Scene "
-                         "cuts are never morphed. Out of memory? It steps down (smaller batch, coarser flow, lower "
-                         "resolution, CPU...) instead of failing; see FallbackSwitch. Also known as: RIFE, VFI, "
-                         "frame interpolation, slow motion, fps conversion."),
+                         "or FILM weights from models/frame_interpolation, or the built-in optical flow (no "
+                         "download). Scene cuts are never morphed. Out of memory? It steps down (smaller batch, "
+                         "coarser flow, lower resolution, CPU...) instead of failing; see FallbackSwitch. Also known "
+                         "as: RIFE, FILM, VFI, frame interpolation, slow motion, fps conversion."),
             inputs=[
                 io.Image.Input("images", tooltip="The frames, in order (e.g. GetVideoComponents' images, or a "
                                                  "batch of keyframes)."),

@@ -1,9 +1,9 @@
 """Load each weights file once; hand its network to ComfyUI's memory manager.
 
-A RIFE checkpoint is read, checked and built by the engine (engine.methods.load_method) the first
+A RIFE or FILM checkpoint is read, checked and built by the engine (engine.methods.load_method) the first
 time it is used and kept, keyed by (path, mtime, size): a changed file is read again. Its network is
 wrapped in a ComfyUI ModelPatcher, so `model_management.load_model_gpu` can account for it and
-offload it when other models need the memory; the engine's RifeMethod.to() reads where the weights
+offload it when other models need the memory; the engine's method .to() reads where the weights
 really are before every run.
 """
 from __future__ import annotations

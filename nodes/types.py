@@ -11,7 +11,7 @@ CATEGORY = "Video Engine"
 GuardSocket = io.Custom("VIDEO_ENGINE_GUARD")
 FallbackSocket = io.Custom("VIDEO_ENGINE_FALLBACK")
 
-SEARCH_ALIASES = ["rife", "vfi", "frame interpolation", "interpolate frames", "fps", "frame rate",
+SEARCH_ALIASES = ["rife", "film", "vfi", "frame interpolation", "interpolate frames", "fps", "frame rate",
                   "slow motion", "slowmo", "video"]
 
 
