@@ -129,6 +129,10 @@ def _count(sd, fmt: str) -> int:
 def detect_film_config(sd: dict[str, torch.Tensor]) -> FilmConfig:
     """FILM's sizes from the shapes: extractor width and depth, each flow estimator's depth and
     width, the decoder's widths. (The pyramid depth, 7, is not in the weights.)"""
+    flat = next((k for k, v in sd.items() if k.endswith(".weight") and v.ndim != 4), None)
+    if flat is not None:
+        raise CheckpointError(f"FILM checkpoint: tensor {flat} has shape {tuple(sd[flat].shape)}, expected a 4-D "
+                              "convolution weight (the file is damaged or not FILM)")
     conv = "{}.conv.weight"
     sub = _count(sd, "extract.extract_sublevels.convs.{}.0.conv.weight")
     filters = int(sd[FILM_KEY].shape[0])

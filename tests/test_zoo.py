@@ -141,13 +141,16 @@ def _film_sd():
 @pytest.mark.parametrize("hurt, message", [
     (lambda sd: sd.pop("predict_flow._predictor._convs.0.conv.weight"), "shared flow estimator"),
     (lambda sd: sd.pop("fuse.output_conv.bias"), "missing .*fuse.output_conv.bias"),
-    (lambda sd: sd.__setitem__("fuse.extra.weight", torch.zeros(1)), "unexpected .*fuse.extra.weight"),
+    (lambda sd: sd.__setitem__("fuse.extra.weight", torch.zeros(1, 1, 1, 1)), "unexpected .*fuse.extra.weight"),
     (lambda sd: sd.__setitem__("fuse.convs.1.1.conv.weight", torch.zeros(8, 7, 3, 3)),
      r"fuse.convs.1.1.conv.weight has shape \(8, 7, 3, 3\)"),
     (lambda sd: sd.__setitem__("predict_flow._predictors.0._convs.0.conv.weight", torch.zeros(8, 5, 3, 3)),
      "has shape"),
     (lambda sd: [sd.pop(k) for k in list(sd) if k.startswith("predict_flow._predictors.")], "unsupported layout"),
     (lambda sd: sd.update(IFNet(FAMILIES[10]).state_dict()), "unexpected .*block0"),  # FILM + RIFE mixed
+    (lambda sd: sd.__setitem__("extract.extract_sublevels.convs.0.0.conv.weight", torch.tensor(1.0)),
+     "expected a 4-D convolution weight"),
+    (lambda sd: sd.__setitem__("fuse.convs.0.0.conv.weight", torch.zeros(8)), "expected a 4-D convolution weight"),
 ])
 def test_damaged_film_dicts_say_what_is_wrong(hurt, message):
     sd = _film_sd()
