@@ -123,7 +123,12 @@ class FilmMethod(_NetMethod):
 
     def to(self, device, dtype) -> "FilmMethod":
         self._pairs.clear()
-        return super().to(device, dtype)
+        super().to(device, dtype)
+        # channels_last measured ~1.2x faster on the CPU (oneDNN); elsewhere the default layout (not measured here)
+        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        if self.net.memory_format != fmt:
+            self.net.to(memory_format=fmt)
+        return self
 
     def prepare(self, img):
         from .film import pad_to_min
