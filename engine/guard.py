@@ -133,12 +133,13 @@ class Calibration:
     bytes_per_item_px: float
     seconds_per_item_px: float
     probe: tuple
+    seconds_per_item: float = 0.0  # the part of an item's time that does not grow with its size
 
     def peak(self, batch: int, pixels: int) -> int:
         return int(self.fixed_bytes + batch * self.bytes_per_item_px * pixels)
 
     def seconds(self, items: int, pixels: int) -> float:
-        return items * self.seconds_per_item_px * pixels
+        return items * (self.seconds_per_item + self.seconds_per_item_px * pixels)
 
 
 _CALIBRATIONS: dict = {}
@@ -159,7 +160,7 @@ def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibrati
     gen = torch.Generator().manual_seed(0)
     imgs = torch.rand(3, 3, side, side, generator=gen).to(settings.device)
 
-    def once(batch):
+    def once(batch, imgs=imgs):
         with torch.inference_mode():
             s = [method.prepare(imgs[i % 3:i % 3 + 1]) for i in range(batch + 1)]
             t = torch.full((batch,), 0.5)
@@ -168,17 +169,27 @@ def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibrati
     once(1)  # warm-up (kernels, grids)
     p1 = measure_peak_bytes(lambda: once(1), settings.device)
     p2 = measure_peak_bytes(lambda: once(2), settings.device)
-    runs = []
-    for _ in range(2):  # the faster of two timed runs
-        t0 = time.perf_counter()
-        once(2)
-        if str(settings.device).startswith("cuda"):
-            torch.cuda.synchronize(settings.device)
-        runs.append((time.perf_counter() - t0) / 2)
-    dt = min(runs)
+
+    def item_seconds(imgs):
+        runs = []
+        for _ in range(2):  # the faster of two timed runs
+            t0 = time.perf_counter()
+            once(2, imgs)
+            if str(settings.device).startswith("cuda"):
+                torch.cuda.synchronize(settings.device)
+            runs.append((time.perf_counter() - t0) / 2)
+        return min(runs)
+
+    # Time at two sizes: an item's cost is a fixed part (calls, small coarse levels; large on the CPU)
+    # plus a part per pixel. One size alone scaled the fixed part up with the frame (ETA up to 5x high).
+    dt = item_seconds(imgs)
+    big = torch.nn.functional.interpolate(imgs, scale_factor=2, mode="bilinear")
+    once(1, big)  # warm-up at that size
+    dt2 = item_seconds(big)
+    per_px = max((dt2 - dt) / (3 * px), dt / px / 4)  # 4x the pixels; a noisy timing never makes size free
     per_item = max(p2 - p1, p1 // 2, 1)
     cal = Calibration(fixed_bytes=max(p1 - per_item, 0), bytes_per_item_px=per_item / px,
-                      seconds_per_item_px=dt / px, probe=(side, side))
+                      seconds_per_item_px=per_px, probe=(side, side), seconds_per_item=max(dt - per_px * px, 0.0))
     _CALIBRATIONS[key] = cal
     log.debug("calibrated %s on %s: fixed %.1f MB, %.1f bytes/px/item, %.3f us/px/item", method.describe(),
               settings.device, cal.fixed_bytes / 1e6, cal.bytes_per_item_px, cal.seconds_per_item_px * 1e6)

@@ -168,3 +168,34 @@ def test_eta_counts_only_the_frames_that_are_interpolated():
         interpolate(frames, method, multiplier=m, cut_threshold=0,
                     on_plan=lambda info, m=m: eta.__setitem__(m, info["plan"]["eta_s"]))
     assert eta[3] == pytest.approx(2 * eta[2], rel=0.02)  # 8 vs 4 interpolated frames (13 vs 9 output frames)
+
+
+def test_calibration_separates_the_fixed_cost_of_an_item():
+    """An item whose cost does not grow with its size (here a method that only sleeps): the estimate for a
+    16x larger frame stays near the measured time, where scaling the probe's time per pixel made it 16x
+    (the first ETA of RIFE 4.0 on the CPU was 3.5-5x too high, bench/results/eta.json)."""
+    import time as _time
+
+    class Sleepy:
+        name, kind, supports_scale = "sleepy", "rife", True
+
+        def to(self, device, dtype):
+            return self
+
+        def pad_multiple(self, scale):
+            return 32
+
+        def prepare(self, x):
+            return x
+
+        def interpolate(self, a, b, t, scale=1.0, ensemble=False):
+            _time.sleep(0.05)
+            return a[0]
+
+        def describe(self):
+            return "sleepy"
+
+    cal = calibrate(Sleepy(), Settings(), probe=64)
+    px = cal.probe[0] * cal.probe[1]
+    measured = cal.seconds(1, px)
+    assert cal.seconds(1, 16 * px) < 0.5 * 16 * measured, cal
