@@ -33,6 +33,7 @@ from . import fetch as fetch_mod
 from . import guard as guard_mod
 from . import ladder as ladder_mod
 from . import options as options_mod
+from . import safe_write
 from .errors import Cancelled, InputError, describe
 from .methods import BLEND, BUILTIN_FLOW, BUILTINS
 from .options import Options, fps_text
@@ -241,10 +242,11 @@ def detect_family(path: Path) -> str:
 
 
 # ============================================================================ interpolate a file
-def _check_report_path(path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"--report '{p}' is a directory; give a file name such as report.json")
+def _check_report_path(path, input_path, output_path, overwrite: bool) -> Path:
+    """The --report file, if it may be written: never the input or the output, never over a file without -y."""
+    p = safe_write.check_target(path, overwrite=overwrite, protect=[input_path], what="--report")
+    if safe_write.same_file(p, output_path):
+        raise InputError(f"--report '{p}' is also the OUTPUT; give the report its own name, such as report.json")
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -255,13 +257,10 @@ def _check_report_path(path) -> Path:
     return p
 
 
-def write_report(report: dict, path) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+def write_report(report: dict, path, overwrite: bool = False) -> None:
+    with safe_write.atomic_write(path, overwrite=overwrite, encoding="utf-8") as f:
         json.dump(report, f, indent=2, default=str)
         f.write("\n")
-    os.replace(tmp, p)
 
 
 def _peak_rss_bytes() -> int | None:
@@ -308,7 +307,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
     timings: dict[str, float] = {}
     report: dict = dict(status="starting", input=str(input_path), output=str(output_path))
     if report_path is not None:
-        report_path = _check_report_path(report_path)
+        report_path = _check_report_path(report_path, input_path, output_path, overwrite)
     writer = encoder = bar = None
     try:
         # -- input and schedule (cheap checks first: nothing is loaded or created before they pass)
@@ -330,7 +329,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
         writer = VideoWriter(output_path, sched.dst_fps, info.width, info.height, codec=codec, pix_fmt=pix_fmt,
                              crf=crf, preset=preset, audio_from=input_path if info.has_audio and audio else None,
-                             keep_partial=keep_partial, overwrite=overwrite)
+                             keep_partial=keep_partial, overwrite=overwrite, protect=[input_path, report_path])
         report.update(codec=writer.codec, pix_fmt=writer.pix_fmt)
         if stop():
             raise Cancelled("interpolation cancelled")
@@ -400,7 +399,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         report["peak_rss_bytes"] = _peak_rss_bytes()
         if report_path is not None:
             try:
-                write_report(report, report_path)
+                write_report(report, report_path, overwrite)
             except OSError as exc:
                 log.error("could not write the report %s: %s", report_path, exc)
 
@@ -476,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(ip)
     ip.add_argument("--keep-partial", action="store_true",
                     help="when stopped (Ctrl-C) or failing midway, keep the frames written so far as a valid "
-                         "<stem>.partial<ext> file (never at the output name)")
+                         "<stem>.partial<ext> file (never at the output name, never over an existing file or the "
+                         "input: then <stem>.partial-2<ext>, -3, ...)")
     ip.add_argument("--chunk-frames", type=_positive_int("--chunk-frames", lo=2), default=None, metavar="N",
                     help="with --ray: split the video into chunks of N source frames, one Ray task each "
                          f"(default {CHUNK_FRAMES}); the frames are identical to a one-process run")
@@ -557,7 +557,8 @@ def _add_run_options(ip) -> None:
                     help="libx264 quality, 0 (lossless) .. 51 (default 18)")
     ip.add_argument("--preset", default=None, help="libx264 speed preset (default medium)")
     ip.add_argument("--pix-fmt", default="yuv420p", help="output pixel format (default: yuv420p)")
-    ip.add_argument("-y", "--overwrite", action="store_true", help="replace the output if it exists")
+    ip.add_argument("-y", "--overwrite", action="store_true",
+                    help="replace the output and the --report file if they exist (never an input)")
     ip.add_argument("--report", default=None, metavar="FILE.json",
                     help="write a JSON report of the run here (also when it fails or is interrupted)")
     ip.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"],

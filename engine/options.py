@@ -162,8 +162,9 @@ class Options:
         if self.dst_fps is not None and self.src_fps is not None:
             ratio = self.dst_fps / self.src_fps
             if ratio > MAX_FPS_RATIO:
-                raise InputError(f"target fps {fps_text(self.dst_fps)} is {float(ratio):.4g} times the source's "
-                                 f"{fps_text(self.src_fps)} fps; at most {MAX_FPS_RATIO} times is supported")
+                raise InputError(f"target fps {fps_text(self.dst_fps)} is more than {MAX_FPS_RATIO} times the "
+                                 f"source's {fps_text(self.src_fps)} fps; at most {MAX_FPS_RATIO} times "
+                                 f"({fps_text(MAX_FPS_RATIO * self.src_fps)} fps) is supported")
 
     @classmethod
     def of(cls, options: "Options | None" = None, **values) -> "Options":

@@ -7,11 +7,19 @@ An integer multiplier m is the same rule with dst = m * src, giving N + (m - 1)(
 
 Scene cuts: a pair (i, i + 1) marked as a cut is never morphed; its in-between outputs repeat
 frame i ("hold") or take the nearer of the two ("nearest").
+
+Variable frame rate (a phone that drops its rate in low light): TimedSchedule places output n at
+n / dst_fps seconds after the first frame on the source frames' real timestamps (FrameTimes), so
+the output has a constant rate and stays in sync with the audio however the source's rate varied.
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import functools
 import math
 import numbers
+import statistics
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Sequence
@@ -90,7 +98,7 @@ class Schedule:
     src_fps: Fraction | None = None
     dst_fps: Fraction | None = None
 
-    @property
+    @functools.cached_property  # (frozen: computed once per schedule)
     def n_out(self) -> int:
         if self.n_in < 2:
             return self.n_in
@@ -112,10 +120,26 @@ class Schedule:
         q = Fraction(self.step).denominator  # n * step is a whole source index exactly when q divides n
         return (hi - lo) - ((hi - 1) // q - (lo - 1) // q)
 
+    def position(self, n: int) -> Fraction:
+        """Where output n sits, in source frames (i + t)."""
+        return n * self.step
+
+    def needs(self, k: int) -> bool:
+        """Does any output use source frame k? Output n uses floor(position) and, between two frames,
+        the next one too (also for cut scoring and the 'nearest' fill), so k is needed iff some
+        position lies in (k - 1, k + 1). Only a down-conversion skips frames."""
+        n_out = self.n_out
+        if n_out <= 0 or k < 0:
+            return False
+        if k == 0:
+            return True
+        n = math.floor(Fraction(k - 1) / self.step) + 1  # smallest n with n * step > k - 1
+        return n < n_out and n * self.step < k + 1
+
     def entry(self, n: int) -> Entry:
         if not 0 <= n < self.n_out:
             raise IndexError(f"output frame {n} out of range 0..{self.n_out - 1}")
-        pos = n * self.step
+        pos = self.position(n)
         i0 = pos.numerator // pos.denominator
         t = pos - i0
         if t and i0 in self.cuts:
@@ -131,16 +155,101 @@ class Schedule:
         return self.n_out
 
     def timestamps(self) -> list[Fraction]:
-        """Output frame times in source-frame units (n * step)."""
-        return [n * self.step for n in range(self.n_out)]
+        """Output frame positions in source-frame units (n * step)."""
+        return [self.position(n) for n in range(self.n_out)]
 
     def with_cuts(self, cuts: Sequence[int]) -> "Schedule":
-        return Schedule(self.n_in, self.step, frozenset(int(c) for c in cuts), self.cut_fill, self.src_fps, self.dst_fps)
+        return dataclasses.replace(self, cuts=frozenset(int(c) for c in cuts))
+
+    def first(self, k: int) -> "Schedule":
+        """The same schedule for only the first k source frames (a source that ended early)."""
+        return dataclasses.replace(self, n_in=int(k))
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """A variable-frame-rate video's frame times: frame i is shown from pts[i] * tick seconds, the last
+    one until end * tick."""
+
+    pts: tuple[int, ...]
+    tick: Fraction
+    end: int
+
+    @classmethod
+    def detect(cls, pts: Sequence[int], tick, last_duration: int | None = None) -> "FrameTimes | None":
+        """FrameTimes for presentation timestamps whose gaps vary; None for a constant rate (gaps equal
+        within one tick, or 1% of a frame, which is the rounding of a coarse time base)."""
+        pts = sorted(int(x) for x in pts)
+        if len(pts) < 3:
+            return None
+        gaps = [b - a for a, b in zip(pts, pts[1:])]
+        if min(gaps) <= 0 or max(gaps) - min(gaps) <= max(1, statistics.median(gaps) / 100):
+            return None  # constant rate (or duplicate timestamps: then the rate is all there is to go by)
+        return cls(tuple(pts), Fraction(tick), pts[-1] + (int(last_duration) if last_duration else gaps[-1]))
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def duration(self) -> Fraction:
+        return (self.end - self.pts[0]) * self.tick
+
+    def gap_range(self) -> tuple[Fraction, Fraction]:
+        """The shortest and the longest frame duration, in seconds."""
+        gaps = [b - a for a, b in zip(self.pts, (*self.pts[1:], self.end))]
+        return min(gaps) * self.tick, max(gaps) * self.tick
+
+    def first(self, k: int) -> "FrameTimes":
+        return FrameTimes(self.pts[:k], self.tick, self.pts[k] if k < len(self.pts) else self.end)
+
+
+@dataclass(frozen=True)
+class TimedSchedule(Schedule):
+    """A schedule from the source frames' real times (FrameTimes) to a constant dst_fps.
+
+    Output n sits at n / dst_fps seconds after the first frame: between the two source frames around
+    that time, at the fraction of their gap it has reached; from the last frame's time on, on the last
+    frame. There are as many outputs as the input's duration (its last frame's included) holds, so the
+    output lasts as long as the input, within one output frame. `step` is the average step.
+    """
+
+    times: FrameTimes | None = None
+
+    @functools.cached_property
+    def n_out(self) -> int:
+        if self.n_in < 2:
+            return self.n_in
+        return max(1, round(self.times.duration * self.dst_fps))
+
+    def position(self, n: int) -> Fraction:
+        pts = self.times.pts
+        u = pts[0] + Fraction(n) / (self.dst_fps * self.times.tick)  # output n's time, in ticks
+        i = bisect.bisect_right(pts, u, hi=self.n_in) - 1
+        if i >= self.n_in - 1:
+            return Fraction(self.n_in - 1)
+        return i + (u - pts[i]) / (pts[i + 1] - pts[i])
+
+    def needs(self, k: int) -> bool:
+        n_out = self.n_out
+        if n_out <= 0 or k < 0 or k >= self.n_in:
+            return False
+        n = bisect.bisect_right(range(n_out), k - 1, key=self.position)  # first n placed after k - 1
+        return n < n_out and self.position(n) < k + 1
+
+    def tasks_in(self, lo: int, hi: int) -> int:
+        lo, hi = max(0, lo), min(hi, self.n_out)
+        return sum(1 for n in range(lo, hi) if not self.entry(n).is_source) if self.n_in > 1 else 0
+
+    def first(self, k: int) -> "TimedSchedule":
+        return dataclasses.replace(self, n_in=int(k), times=self.times.first(k))
 
 
 def make_schedule(n_in: int, multiplier: int | None = None, *, src_fps=None, dst_fps=None,
-                  cuts: Sequence[int] = (), cut_fill: str = "hold") -> Schedule:
-    """Schedule for n_in source frames by an integer multiplier, or from src_fps to dst_fps."""
+                  cuts: Sequence[int] = (), cut_fill: str = "hold", times: FrameTimes | None = None) -> Schedule:
+    """Schedule for n_in source frames by an integer multiplier, or from src_fps to dst_fps.
+
+    With `times` (a variable-frame-rate source; src_fps is then its average rate) a TimedSchedule to
+    dst_fps, or to multiplier * src_fps."""
     if not isinstance(n_in, (int, np.integer)) or n_in < 0:
         raise InputError(f"frame count must be a non-negative integer, got {n_in!r}")
     if cut_fill not in CUT_FILL_MODES:
@@ -165,6 +274,11 @@ def make_schedule(n_in: int, multiplier: int | None = None, *, src_fps=None, dst
     bad = [c for c in cuts if not 0 <= c < max(n_in - 1, 0)]
     if bad:
         raise InputError(f"cut indices {bad} are outside the {n_in - 1} frame pairs")
+    if times is not None:
+        if len(times) != n_in or dst is None:
+            raise InputError(f"frame times for {len(times)} frames, but {n_in} frames" if dst is not None
+                             else "a variable-frame-rate schedule needs the source fps")
+        return TimedSchedule(int(n_in), step, frozenset(int(c) for c in cuts), cut_fill, src, dst, times=times)
     return Schedule(int(n_in), step, frozenset(int(c) for c in cuts), cut_fill, src, dst)
 
 

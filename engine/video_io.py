@@ -21,11 +21,11 @@ This module is plain Python + numpy + PyAV; it must not import ComfyUI or torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import os
-import secrets
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -35,8 +35,9 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
+from . import safe_write
 from .errors import InputError
-from .schedule import as_fraction
+from .schedule import FrameTimes, as_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ __all__ = [
 
 #: Video encoders in order of preference (first one PyAV's FFmpeg has wins).
 VIDEO_CODEC_PREFERENCE = ("libx264", "libopenh264", "mpeg4")
+#: Encoders that take crf and preset options.
+_CRF_CODECS = ("libx264", "libx264rgb", "libx265")
 #: Default constant-rate-factor for libx264 (visually near lossless).
 DEFAULT_CRF = 18
 #: Default libx264 preset.
@@ -69,6 +72,7 @@ _TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 
 # AVCOL_* values (libavutil/pixfmt.h) used to tag encoded streams as BT.709.
 _AVCOL_BT709 = 1
+_AVCOL_SPC_RGB = 0  # matrix "identity": the planes are G, B, R
 _AVCOL_SPC_UNSPECIFIED = 2
 
 # Sample rates the native AAC encoder accepts.
@@ -244,6 +248,9 @@ class VideoInfo:
     pix_fmt: str | None
     audio_codec: str | None = None
     container_format: str = ""
+    #: The frames' real times when they are not evenly spaced (variable frame rate; ``fps`` is then
+    #: the average), else None. Known only with ``count_frames=True``.
+    frame_times: FrameTimes | None = None
 
 
 def _info_from(p: Path, container, stream, count_frames: bool) -> VideoInfo:
@@ -275,15 +282,25 @@ def _info_from(p: Path, container, stream, count_frames: bool) -> VideoInfo:
         audio_codec=(audio[0].codec_context.name if audio and audio[0].codec_context is not None else None),
         container_format=getattr(container.format, "name", "") or "",
     )
-    if count_frames and not exact:
+    if count_frames:
+        n, pts, last = 0, [], (None, None)
         try:
-            n = sum(1 for pkt in container.demux(stream) if pkt.size > 0)
+            for pkt in container.demux(stream):
+                if pkt.size > 0:
+                    n += 1
+                    pts.append(pkt.pts)
+                    if pkt.pts is not None and (last[0] is None or pkt.pts > last[0]):
+                        last = (pkt.pts, pkt.duration)
         except _FFMPEG_ERRORS as exc:
             raise VideoIOError(
                 f"Cannot count the frames of '{p}': reading failed ({exc}). "
                 "The file is probably corrupt."
             ) from exc
-        info = replace(info, frame_count=n, frame_count_exact=True)
+        times = None
+        if stream.time_base and None not in pts and (not exact or n == frames):  # (not from a truncated file)
+            times = FrameTimes.detect(pts, stream.time_base, last[1])
+        # a declared count stays (a truncated file declares more than it holds: the reader finds out)
+        info = replace(info, frame_count=frames if exact else n, frame_count_exact=True, frame_times=times)
     return info
 
 
@@ -293,7 +310,7 @@ def probe(path, count_frames: bool = False) -> VideoInfo:
     ``frame_count`` comes from the container when it stores one; otherwise it
     is estimated from the duration (``frame_count_exact=False``), unless
     ``count_frames=True``, which counts the video packets (reads the whole
-    file, but decodes nothing).
+    file, but decodes nothing) and reads their timestamps (``frame_times``).
     """
     p, container = _open_input(path)
     try:
@@ -754,6 +771,7 @@ class VideoWriter:
         overwrite: bool = True,
         odd_size: str = "pad",
         template=None,
+        protect=(),
     ):
         self.fps = as_fps(fps)
         try:
@@ -767,7 +785,10 @@ class VideoWriter:
             raise VideoIOError(f"Invalid frame size {self.width}x{self.height}: width and height must be positive.")
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
-        self.path = _check_output_path(path, overwrite)
+        #: Paths never written (the inputs; audio_from is one): neither the output nor the partial file.
+        self.protect = [Path(os.fspath(x)) for x in (*protect, audio_from) if x is not None]
+        self.path = _check_output_path(path, overwrite, self.protect)
+        self.overwrite = bool(overwrite)
         self.keep_partial = bool(keep_partial)
         self.frames_written = 0
         self.truncated = False
@@ -775,7 +796,7 @@ class VideoWriter:
         self.final_path: Path | None = None
         self.audio_status = "none"
         self.audio_detail = ""
-        self._state = "open"
+        self._state = "setup"  # "open" once set up; a writer that failed to set up has nothing to close
         self._audio: _AudioCarry | None = None
         self._container = None
         self._remux = template is not None
@@ -806,7 +827,10 @@ class VideoWriter:
         self._fps_enc = fps_enc
 
         # ---- temp file + container + video stream
-        self._tmp = _make_temp(self.path)
+        try:
+            self._tmp = safe_write.temp_path(self.path)
+        except safe_write.TargetError as exc:
+            raise VideoIOError(str(exc)) from None
         try:
             try:
                 self._container = av.open(str(self._tmp), "w")
@@ -832,17 +856,19 @@ class VideoWriter:
             cc = stream.codec_context
             cc.time_base = self._time_base
             cc.framerate = fps_enc
-            self._full_range = self.pix_fmt.startswith("yuvj")
-            for attr in ("colorspace", "color_primaries", "color_trc"):
+            rgb = av.VideoFormat(self.pix_fmt).is_rgb  # libx264rgb & co store RGB itself: no YUV matrix
+            self._full_range = rgb or self.pix_fmt.startswith("yuvj")
+            for attr, value in (("colorspace", _AVCOL_SPC_RGB if rgb else _AVCOL_BT709),
+                                ("color_primaries", _AVCOL_BT709), ("color_trc", _AVCOL_BT709)):
                 try:
-                    setattr(cc, attr, _AVCOL_BT709)
+                    setattr(cc, attr, value)
                 except Exception:  # pragma: no cover
                     pass
             cc.color_range = int(ColorRange.JPEG if self._full_range else ColorRange.MPEG)
             opts = {}
             if bit_rate:
                 cc.bit_rate = int(bit_rate)
-            elif self.codec in ("libx264", "libx265"):
+            elif self.codec in _CRF_CODECS:
                 if crf is not None and not 0 <= crf <= 51:
                     raise VideoIOError(f"crf must be between 0 (lossless) and 51 (worst), got {crf}; 18 is a good default.")
                 opts["crf"] = str(DEFAULT_CRF if crf is None else int(crf))
@@ -853,7 +879,7 @@ class VideoWriter:
                 opts.update({"flags": "+qscale", "global_quality": str(q * 118), "qmin": str(q), "qmax": str(q)})
             else:
                 cc.bit_rate = _default_bit_rate(self.out_width, self.out_height, fps_enc)
-            if self.codec in ("libx264", "libx265"):
+            if self.codec in _CRF_CODECS:
                 opts["preset"] = preset or DEFAULT_PRESET
             cc.options.update(opts)
             try:  # open now, so bad settings fail here and not at the first frame
@@ -874,6 +900,7 @@ class VideoWriter:
             self._state = "failed"
             self._discard()
             raise
+        self._state = "open"
         logger.info(
             "writing %s: %dx%d @ %s fps, %s %s (temporary file %s)",
             self.path, self.out_width, self.out_height, _fmt_fps(self.fps), self.codec, self.pix_fmt, self._tmp.name,
@@ -1089,14 +1116,19 @@ class VideoWriter:
                 "Is the disk full?"
             ) from exc
         try:
-            os.replace(self._tmp, self.path)
+            safe_write.publish(self._tmp, self.path, overwrite=self.overwrite)
         except OSError as exc:
-            # The temp file is a complete video: keep it rather than lose the work.
+            # The temp file is a complete video: keep it, under a name no clean-up removes.
             self._state = "failed"
             self.final_path = self._tmp
+            with contextlib.suppress(OSError, safe_write.TargetError):
+                kept = safe_write.free_name(self.path.with_name(f"{self.path.stem}.complete{self.path.suffix}"))
+                os.rename(self._tmp, kept)
+                self.final_path = kept
+            why = "it appeared meanwhile" if isinstance(exc, FileExistsError) else exc.strerror
             raise VideoIOError(
-                f"The video is complete but could not be moved to '{self.path}' ({exc.strerror}); it was left at "
-                f"'{self._tmp}'. Is the target open in another program? Rename the file by hand."
+                f"The video is complete but could not be moved to '{self.path}' ({why}); it was left at "
+                f"'{self.final_path}'. Is the target open in another program? Rename the file by hand."
             ) from exc
         self._state = "closed"
         self.final_path = self.path
@@ -1118,7 +1150,13 @@ class VideoWriter:
             partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
             try:
                 self._finalise()
-                os.replace(self._tmp, partial)
+                for _ in range(100):  # never over an existing file or an input: the next free name
+                    partial = safe_write.free_name(partial, [self.path, *self.protect])
+                    try:
+                        safe_write.publish(self._tmp, partial, overwrite=False)
+                        break
+                    except FileExistsError:
+                        continue
             except Exception as exc:
                 logger.error("could not save the partial video %s (%s); discarding it", partial, exc)
                 self._discard()
@@ -1168,7 +1206,7 @@ class VideoWriter:
             logger.warning("could not remove temporary file %s: %s", self._tmp, exc)
 
 
-def _check_output_path(path, overwrite: bool) -> Path:
+def _check_output_path(path, overwrite: bool, protect=()) -> Path:
     p = Path(os.fspath(path))
     if p.is_dir():
         raise VideoIOError(f"Output path '{p}' is a directory. Give a file name inside it, e.g. '{p / 'output.mp4'}'.")
@@ -1177,8 +1215,10 @@ def _check_output_path(path, overwrite: bool) -> Path:
             f"Output path '{p}' has no file extension; add one such as .mp4 so the "
             "container format is known."
         )
-    if p.exists() and not overwrite:
-        raise VideoIOError(f"Output file '{p}' already exists. Choose another name or allow overwriting.")
+    try:
+        safe_write.check_target(p, overwrite=overwrite, protect=protect)
+    except safe_write.TargetError as exc:
+        raise VideoIOError(str(exc)) from None
     parent = p.parent if str(p.parent) else Path(".")
     ancestor = parent
     while not ancestor.exists() and ancestor != ancestor.parent:
@@ -1203,23 +1243,6 @@ def _check_output_path(path, overwrite: bool) -> Path:
             "Choose a writable folder."
         )
     return p
-
-
-def _make_temp(final: Path) -> Path:
-    """Create a new hidden temp file next to ``final`` (normal permissions, unlike mkstemp's 0600)."""
-    for _ in range(100):
-        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise VideoIOError(
-                f"Output directory '{final.parent}' is not writable ({exc.strerror}). Choose a writable folder."
-            ) from None
-        os.close(fd)
-        return tmp
-    raise VideoIOError(f"Could not create a temporary file next to '{final}'.")
 
 
 def _limit_numerator(fps: Fraction, max_num: int) -> Fraction:
@@ -1350,7 +1373,7 @@ def make_sample_clip(
     tone = None
     try:
         if audio:
-            tone = p.with_name(f".{p.stem}.tone.m4a" if codec_available("aac") else f".{p.stem}.tone.mp3")
+            tone = safe_write.temp_path(p.with_name(f"{p.stem}.tone{'.m4a' if codec_available('aac') else '.mp3'}"))
             make_sample_tone(tone, duration=float(n_frames / fps))
         with VideoWriter(p, fps, width, height, codec=codec, audio_from=tone, preset="veryfast") as writer:
             for i in range(n_frames):

@@ -60,7 +60,7 @@ def _span(path, kind: str) -> tuple[float, float] | None:
 
 
 def _leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".partial" in p.name)
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))  # hidden temporary files
 
 
 # --------------------------------------------------------------------------- codecs and fps
