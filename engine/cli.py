@@ -37,7 +37,7 @@ from . import safe_write
 from .errors import Cancelled, InputError, describe
 from .methods import BLEND, BUILTIN_FLOW, BUILTINS
 from .options import Options, fps_text
-from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, to_uint8
+from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, source_frames, to_uint8
 from .video_io import VideoIOError, VideoWriter, make_sample_clip, probe
 
 log = logging.getLogger("engine.cli")  # not __name__: that is "__main__" under python -m
@@ -290,7 +290,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
                      crf: int | None = None, preset: str | None = None, pix_fmt: str = "yuv420p",
                      progress: str = "none", stop: StopFlag | None = None, report_path=None,
                      queue_frames: int = QUEUE_FRAMES, part: tuple[int, int] | None = None, audio: bool = True,
-                     on_written=None, **option_values) -> dict:
+                     on_written=None, allow_truncated: bool = False, **option_values) -> dict:
     """Decode -> interpolate -> encode `input_path` into `output_path` (engine.stream); returns the report.
 
     part=(lo, hi) writes only outputs lo..hi-1 of the whole video's schedule (a chunk of a
@@ -314,18 +314,23 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         t0 = time.perf_counter()
         info = probe(input_path, count_frames=True)
         timings["probe_s"] = time.perf_counter() - t0
-        n_in = int(info.frame_count or 0)
+        n_in, times = source_frames(info)  # times: a variable frame rate, retimed from the real timestamps
         if n_in < 1:
             raise VideoIOError(f"'{input_path}' has a video stream but no frames")
         opts = opts.replace(src_fps=info.fps)
-        sched = opts.schedule(n_in)
+        sched = opts.schedule(n_in, times=times)
         lo, hi = check_part(part, sched)
         report.update(frames_in=n_in, frames_out=hi - lo, size=[info.width, info.height],
                       src_fps=str(info.fps), dst_fps=str(sched.dst_fps))
         check_output_is_not_input(input_path, output_path)
         spec = resolve_model(model, model_dirs(models_dir), models_dir)
-        log.info("input %s: %dx%d, %s fps, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
-                 n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
+        vfr = ""
+        if times is not None:
+            shortest, longest = times.gap_range()
+            vfr = (f" (variable frame rate: {1000 * float(shortest):.0f} to {1000 * float(longest):.0f} ms per frame; "
+                   f"retimed from the frames' timestamps to a constant {fps_text(sched.dst_fps)} fps)")
+        log.info("input %s: %dx%d, %s fps%s, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
+                 vfr, n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
         writer = VideoWriter(output_path, sched.dst_fps, info.width, info.height, codec=codec, pix_fmt=pix_fmt,
                              crf=crf, preset=preset, audio_from=input_path if info.has_audio and audio else None,
@@ -356,6 +361,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         t0 = time.perf_counter()
         report.update(interpolate_stream(input_path, n_in, lambda n, frame: encoder.put(to_uint8(frame)), spec,
                                          options=opts, cancel=stop, on_plan=on_plan, on_written=written, part=part,
+                                         frame_times=times, allow_truncated=allow_truncated,
                                          queue_frames=queue_frames))
         timings.update(report.pop("timings"))
         t0 = time.perf_counter()
@@ -559,6 +565,10 @@ def _add_run_options(ip) -> None:
     ip.add_argument("--pix-fmt", default="yuv420p", help="output pixel format (default: yuv420p)")
     ip.add_argument("-y", "--overwrite", action="store_true",
                     help="replace the output and the --report file if they exist (never an input)")
+    ip.add_argument("--allow-truncated", action="store_true",
+                    help="when the input ends before the frames its container declares (an interrupted download or "
+                         "recording), interpolate the frames that decode instead of stopping with an error; the "
+                         "output is then shorter, as those frames give it, and the run says so")
     ip.add_argument("--report", default=None, metavar="FILE.json",
                     help="write a JSON report of the run here (also when it fails or is interrupted)")
     ip.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"],
@@ -618,7 +628,7 @@ def cmd_interpolate(args, stop: StopFlag) -> int:
         report = interpolate_file(
             args.input, args.output, options=_run_options(args), model=args.model, models_dir=args.models_dir,
             keep_partial=args.keep_partial, overwrite=args.overwrite, progress=_progress_mode(args.progress, args.quiet),
-            stop=stop, report_path=args.report, **_encode_options(args))
+            stop=stop, report_path=args.report, allow_truncated=args.allow_truncated, **_encode_options(args))
     else:
         report = _interpolate_on_ray(args, stop)
     _out(_summary(report))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import InputError
-from .schedule import CUT_FILL_MODES, Schedule, as_fraction, cuts_enabled, make_schedule
+from .schedule import CUT_FILL_MODES, FrameTimes, Schedule, as_fraction, cuts_enabled, make_schedule
 
 MAX_MULTIPLIER = 16
 MAX_FPS_RATIO = 16  # a target fps may be at most this many times the source fps
@@ -187,13 +187,16 @@ class Options:
     def detects_cuts(self) -> bool:
         return cuts_enabled(self.cut_threshold)
 
-    def schedule(self, n_in: int) -> Schedule:
-        """The output schedule for n_in source frames (no cuts yet)."""
+    def schedule(self, n_in: int, times: FrameTimes | None = None) -> Schedule:
+        """The output schedule for n_in source frames (no cuts yet); with `times` (variable frame rate:
+        src_fps is their average rate) retimed from them to a constant rate."""
         if self.dst_fps is not None and self.src_fps is None:
             raise InputError("a target fps needs the source fps too (wire it from the video's fps)")
         if self.dst_fps is not None:
-            return make_schedule(n_in, None, src_fps=self.src_fps, dst_fps=self.dst_fps, cut_fill=self.cut_fill)
-        return make_schedule(n_in, self.effective_multiplier, src_fps=self.src_fps, cut_fill=self.cut_fill)
+            return make_schedule(n_in, None, src_fps=self.src_fps, dst_fps=self.dst_fps, cut_fill=self.cut_fill,
+                                 times=times)
+        return make_schedule(n_in, self.effective_multiplier, src_fps=self.src_fps, cut_fill=self.cut_fill,
+                             times=times)
 
     def as_dict(self) -> dict:
         return {f.name: (str(v) if isinstance(v, Fraction) else v)

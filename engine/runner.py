@@ -121,6 +121,8 @@ class Runner:
         `out[n] = frame` stores output n (a preallocated tensor, or a streaming sink).
         """
         stop = schedule.n_out if stop is None else stop
+        if start >= stop:
+            return stop
         first = frames[0] if start == 0 else frames[schedule.entry(start).i0]
         h, w = int(first.shape[0]), int(first.shape[1])
         geo = self._geometry(h, w)

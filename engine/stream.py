@@ -30,13 +30,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -49,7 +47,7 @@ from .errors import Cancelled, InputError
 from .methods import Method, load_method
 from .options import Options
 from .resources import ResourceMonitor
-from .schedule import Schedule, cut_scores, cuts_enabled
+from .schedule import FrameTimes, Schedule, cut_scores, cuts_enabled
 from .video_io import VideoIOError, VideoReader, VideoWriter, probe
 
 log = logging.getLogger(__name__)
@@ -66,6 +64,7 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
                        on_written: Callable[[int, int], None] | None = None,
                        on_event: Callable[[dict], None] | None = None, faults=None, monitor_interval: float = 0.5,
                        queue_frames: int = QUEUE_FRAMES, part: tuple[int, int] | None = None,
+                       frame_times: FrameTimes | None = None, allow_truncated: bool = False,
                        **option_values) -> dict:
     """Interpolate a video file or a one-pass frame source into `emit`; returns the report.
 
@@ -76,6 +75,12 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
     on_plan(dict), if given, is called once after the plan and before the first frame is made (as
     pipeline.interpolate's, without "cuts": they are found as the run goes); it may raise (Cancelled)
     to stop the run there.
+
+    Variable frame rate: a video file whose frames are not evenly spaced (probed when n_in is not
+    given), or `frame_times`, is retimed from the frames' real times to a constant rate (the
+    multiplier times the average rate, or dst_fps), so its audio stays in sync. A source that ends
+    before its n_in frames is a SourceEnded error; with `allow_truncated` the output is made for the
+    frames that came (see run_stream).
     """
     t_start = time.perf_counter()
     opts = Options.of(options, **option_values)
@@ -85,11 +90,12 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         if isinstance(source, (str, os.PathLike)):
             if n_in is None or opts.src_fps is None:
                 info = probe(source, count_frames=n_in is None)
-                n_in = int(info.frame_count or 0) if n_in is None else n_in
+                if n_in is None:
+                    n_in, frame_times = source_frames(info)
                 opts = opts if opts.src_fps is not None else opts.replace(src_fps=info.fps)
         if n_in is None or int(n_in) < 1:
             raise InputError("no frames to interpolate")
-        sched = opts.schedule(int(n_in))
+        sched = opts.schedule(int(n_in), times=frame_times)
         lo, hi = check_part(part, sched)
         if isinstance(source, (str, os.PathLike)):
             decoder = source = Decoder(source, queue_frames, cancel=cancel, start=part_source_start(sched, lo))
@@ -119,7 +125,8 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         with ResourceMonitor(interval=monitor_interval) as mon, _torch_threads_for(method):
             sr = run_stream(_chain_first(first, it), sched, method, plan.settings, emit_and_trim,
                             cut_threshold=opts.cut_threshold, adapt=plan.adapt, policy=policy, cancel=cancel,
-                            on_written=on_written, on_event=on_event, faults=faults, part=(lo, hi))
+                            on_written=on_written, on_event=on_event, faults=faults, part=(lo, hi),
+                            allow_truncated=allow_truncated)
         timings["process_s"] = time.perf_counter() - t0
     finally:
         if decoder is not None:
@@ -130,6 +137,10 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
     report["streaming"] = dict(frames_decoded=sr.frames_read, source_ended_early_at=sr.source_ended_at,
                                pairs_scored_for_cuts=sr.pairs_scored, peak_source_frames_held=sr.peak_frames_held,
                                frames_emitted=sr.frames_emitted)
+    report["source"] = dict(frames_declared=int(n_in), frames_decoded=sr.frames_read,
+                            truncated=sr.source_ended_at is not None, variable_frame_rate=frame_times is not None)
+    if frame_times is not None:
+        report["source"]["frame_duration_range_s"] = [str(g) for g in frame_times.gap_range()]
     report.update(resources=mon.summary(), timeline=mon.timeline, timings={k: round(v, 3) for k, v in timings.items()})
     return report
 
@@ -146,8 +157,14 @@ def check_part(part, sched: Schedule) -> tuple[int, int]:
 
 def part_source_start(sched: Schedule, lo: int) -> int:
     """The first source frame outputs lo.. read: the left frame of output lo's pair."""
-    pos = lo * sched.step
+    pos = sched.position(lo)
     return pos.numerator // pos.denominator
+
+
+def source_frames(info) -> tuple[int, FrameTimes | None]:
+    """A probed video's frame count and, for a variable frame rate, its frame times."""
+    times = info.frame_times
+    return (len(times), times) if times is not None else (int(info.frame_count or 0), None)
 
 
 def _chain_first(first, rest):
@@ -156,21 +173,6 @@ def _chain_first(first, rest):
 
 
 # ============================================================================ the streaming core
-def frame_needed(k: int, step: Fraction, n_out: int) -> bool:
-    """Does any output of a schedule with this step use source frame k?
-
-    Output n sits at n * step; it uses floor(n * step), and floor + 1 when between two frames
-    (also for cut scoring and the 'nearest' fill). So k is needed iff some n * step lies in
-    (k - 1, k + 1). Only a down-conversion (step > 1) skips frames.
-    """
-    if n_out <= 0:
-        return False
-    if k <= 0:
-        return k == 0
-    n = math.floor(Fraction(k - 1) / step) + 1  # smallest n with n * step > k - 1
-    return n < n_out and n * step < k + 1
-
-
 def to_float(frame_u8: np.ndarray) -> torch.Tensor:
     """uint8 [H, W, 3] -> float32 [H, W, 3] in [0, 1] (the same values as torch.from_numpy(x).float() / 255)."""
     return torch.from_numpy(np.ascontiguousarray(frame_u8)).float().div_(255)
@@ -187,9 +189,9 @@ class FrameWindow:
     Frames are pulled from `source` on demand, kept as uint8, and converted to float on access.
     `release_below(i)` forgets every frame before i (the streaming sink calls it with the first
     source frame the next unwritten output needs, which is exactly what the recovery ladder needs
-    to resume). Frames no output uses (a down-conversion skips some) are never stored. If the
-    source ends early (a container that over-reports its frame count), the last decoded frame is
-    held, with a warning.
+    to resume). Frames no output uses (a down-conversion skips some) are never stored. A source
+    that ends before n_in frames (a truncated file whose container declares more) raises SourceEnded
+    when a frame past its end is asked for.
     """
 
     def __init__(self, source: Iterable[np.ndarray], n_in: int, needed: Callable[[int], bool] | None = None,
@@ -198,7 +200,6 @@ class FrameWindow:
         self.n_in = int(n_in)
         self._needed = needed or (lambda k: True)
         self._buf: dict[int, np.ndarray] = {}
-        self._last: np.ndarray | None = None
         self.low = first  # frames below this are released (or, with first > 0, never in the source)
         self.read = first  # index of the next frame the source gives
         self.ended_at: int | None = None  # frame count when the source ran out early
@@ -210,14 +211,11 @@ class FrameWindow:
                 frame = next(self._it)
             except StopIteration:
                 self.ended_at = self.read
-                if self._last is None:
+                if self.read == 0:
                     raise VideoIOError("the video has no decodable frames") from None
-                log.warning("the video ended after %d frames although its container says %d; holding the last "
-                            "frame for the rest", self.read, self.n_in)
                 break
             k = self.read
             self.read += 1
-            self._last = frame
             if k >= self.low and self._needed(k):
                 self._buf[k] = frame
                 self.peak_held = max(self.peak_held, len(self._buf))
@@ -233,7 +231,7 @@ class FrameWindow:
         frame = self._buf.get(i)
         if frame is None:
             if self.ended_at is not None and i >= self.ended_at:
-                return self._last
+                raise SourceEnded(self.ended_at, self.n_in)
             raise RuntimeError(f"source frame {i} was skipped as unneeded by the schedule")
         return frame
 
@@ -248,6 +246,17 @@ class FrameWindow:
             for k in [k for k in self._buf if k < i]:
                 del self._buf[k]
             self.low = i
+
+
+class SourceEnded(InputError):
+    """The source gave fewer frames than it declared (a truncated or damaged file)."""
+
+    def __init__(self, decoded: int, declared: int):
+        self.decoded, self.declared = decoded, declared
+        super().__init__(f"the video ended after {decoded} of the {declared} frames its container declares: it is "
+                         "truncated or damaged (an interrupted download or recording?). Re-download or re-encode "
+                         f"it, or allow a truncated input (--allow-truncated) to interpolate the {decoded} frames "
+                         "that decode")
 
 
 class LazyCuts:
@@ -317,7 +326,7 @@ class StreamSink:
             if self.cuts is not None:
                 # ... and the first pair the rest asks about: with cut_fill "nearest" that pair's
                 # later outputs show its right frame, so it can lie one below that frame
-                pos = self.next * self.schedule.step
+                pos = self.schedule.position(self.next)
                 self.cuts.forget_below(pos.numerator // pos.denominator)
         if self.on_written is not None:
             self.on_written(self.next, self.schedule.n_out)
@@ -344,21 +353,37 @@ def run_stream(source: Iterable[np.ndarray], schedule: Schedule, method: Method,
                cut_threshold: float | None = 0.3, adapt=None, policy: ladder_mod.Policy | None = None,
                cancel: Callable[[], bool] | None = None, on_written: Callable[[int, int], None] | None = None,
                on_event: Callable[[dict], None] | None = None, faults=None,
-               part: tuple[int, int] | None = None) -> StreamRun:
+               part: tuple[int, int] | None = None, allow_truncated: bool = False) -> StreamRun:
     """Interpolate a one-pass stream of uint8 frames through the recovery ladder.
 
     `emit(n, frame)` receives every output frame (float [H, W, 3]) exactly once, in order: all of
     them, or with part=(lo, hi) outputs lo..hi-1, from a source that starts at source frame
     part_source_start(schedule, lo).
+    A source that ends before schedule.n_in frames raises SourceEnded; with `allow_truncated` (a
+    whole run, not a part) the run goes on with the schedule of the frames that came
+    (schedule.first), whose first outputs are those already emitted, so the output is exactly what
+    those frames give, and says so.
     """
     lo, hi = check_part(part, schedule)
-    window = FrameWindow(source, schedule.n_in, lambda k: frame_needed(k, schedule.step, schedule.n_out),
-                         first=part_source_start(schedule, lo))
+    window = FrameWindow(source, schedule.n_in, schedule.needs, first=part_source_start(schedule, lo))
     cuts = LazyCuts(window, cut_threshold if schedule.n_in > 1 else None)
     sched = dataclasses.replace(schedule, cuts=cuts)
     sink = StreamSink(sched, emit, window, cuts, cancel=cancel, on_written=on_written, first=lo, stop=hi)
-    run = ladder_mod.run(window, sched, method, settings, sink, policy=policy or ladder_mod.Policy(), cancel=cancel,
-                         on_event=on_event, adapt=adapt, faults=faults, start=lo, stop=hi)
+    ladder_kw = dict(policy=policy or ladder_mod.Policy(), cancel=cancel, on_event=on_event, adapt=adapt, faults=faults)
+    try:
+        run = ladder_mod.run(window, sched, method, settings, sink, start=lo, stop=hi, **ladder_kw)
+    except SourceEnded as end:
+        short = sched.first(end.decoded)
+        done = sink.next
+        if (not allow_truncated or part is not None or done > short.n_out
+                or (done and short.position(done - 1) != sched.position(done - 1))):
+            raise
+        log.warning("the video ended after %d of the %d frames its container declares (truncated); the output is "
+                    "made from those %d frames: %d frames instead of %d", end.decoded, end.declared, end.decoded,
+                    short.n_out, sched.n_out)
+        window.n_in, sink.schedule, sched = end.decoded, short, short
+        hi = sink.stop = short.n_out
+        run = ladder_mod.run(window, sched, method, settings, sink, start=done, stop=hi, **ladder_kw)
     if sink.next != hi:
         raise RuntimeError(f"streaming stopped after output frame {sink.next} of {lo}..{hi}")
     return StreamRun(run, sched, sorted(cuts.detected), cuts.scored, window.read, window.ended_at, window.peak_held,

@@ -30,8 +30,8 @@ CASES = {
                            message="multiplier must be a whole number from 1 to 16, got 2.5; for a non-integer "
                                    "ratio give a target fps instead"),
     "fps ratio over 16": dict(api=dict(dst_fps=385), cli=["--fps", "385"], node=None,
-                              message="target fps 385 is 16.04 times the source's 24 fps; at most 16 times is "
-                                      "supported"),
+                              message="target fps 385 is more than 16 times the source's 24 fps; at most 16 times "
+                                      "(384 fps) is supported"),
     "scene threshold 2": dict(api=dict(cut_threshold=2), cli=["--scene-threshold", "2"], node=None,
                               message="scene threshold must be a number from 0 (detection off) to 1, got 2"),
     "scene threshold inf": dict(api=dict(cut_threshold=INF), cli=["--scene-threshold", "inf"], node=None,

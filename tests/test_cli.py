@@ -20,6 +20,8 @@ import torch
 
 from engine import cli, pipeline, stream
 from engine.ladder import Fault
+from engine.options import Options
+from engine.schedule import FrameTimes
 from engine.video_io import VideoReader, make_sample_clip, make_sample_tone, probe, synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +92,22 @@ def test_frame_needed_is_exactly_what_the_schedule_uses(step):
         used |= {e.i0, e.i1}
         if e.t:
             used |= {e.i0, e.i0 + 1}
-    assert {k for k in range(23) if stream.frame_needed(k, step, sched.n_out)} == used
+    assert {k for k in range(23) if sched.needs(k)} == used
+
+
+@pytest.mark.parametrize("dst_fps", [10, 24, 61])
+def test_a_variable_rate_schedule_needs_exactly_the_frames_it_uses(dst_fps):
+    # 30 fps, then 10 fps (the bench's VFR clip), in a 1/90000 time base
+    pts = [3000 * i for i in range(45)] + [135000 + 9000 * i for i in range(5)]
+    sched = Options(dst_fps=dst_fps, src_fps=Fraction(250, 9)).schedule(50, FrameTimes.detect(pts, Fraction(1, 90000)))
+    used = set()
+    for e in sched:
+        used |= {e.i0, e.i1}
+        if e.t:
+            used |= {e.i0, e.i0 + 1}
+    assert {k for k in range(50) if sched.needs(k)} == used
+    assert abs(sched.n_out / Fraction(dst_fps) - sched.times.duration) <= Fraction(1, 2 * dst_fps)
+    assert sched.entry(sched.n_out - 1).i0 == 49, "the last frame is in the output"
 
 
 CASES = {
@@ -170,22 +187,34 @@ def test_window_holds_a_bounded_number_of_frames_whatever_the_length():
     assert peaks[0] == peaks[1] <= 6
 
 
-def test_window_refuses_released_frames_and_holds_the_last_frame_when_the_source_ends_early(caplog):
+def test_window_refuses_released_frames_and_frames_past_the_end_of_a_source_that_ends_early():
     w = stream.FrameWindow(iter(clip_u8(n=4)), n_in=6)
     assert w[1].shape == (48, 64, 3)
     w.release_below(2)
     with pytest.raises(RuntimeError, match="released"):
         w[1]
-    with caplog.at_level(logging.WARNING, "engine.stream"):
-        assert torch.equal(w[5], w[3])  # only 4 frames came: the last one is held
-    assert w.ended_at == 4 and "ended after 4 frames" in caplog.text
+    assert w[3].shape == (48, 64, 3)
+    with pytest.raises(stream.SourceEnded, match="ended after 4 of the 6 frames"):
+        w[5]  # only 4 frames came: never a held copy of the last one
+    assert w.ended_at == 4
 
 
-def test_stream_survives_a_container_that_over_reports_its_frame_count():
+@pytest.mark.parametrize("times", [None, "vfr"])
+def test_a_source_that_over_reports_its_frame_count_is_an_error_or_with_allow_truncated_what_it_gives(times):
     u8 = clip_u8(n=8)
+    ft = FrameTimes.detect([0, 2, 4, 6, 9, 12, 15, 18, 21, 24], Fraction(1, 48)) if times else None
+    with pytest.raises(stream.SourceEnded, match="ended after 8 of the 10"):
+        stream.interpolate_stream(iter(list(u8)), 10, lambda n, f: None, "blend", multiplier=2, src_fps=16,
+                                  frame_times=ft)
     got = []
-    rep = stream.interpolate_stream(iter(list(u8)), 10, lambda n, f: got.append(f), "blend", multiplier=2)
-    assert len(got) == rep["frames_out"] == 19 and rep["streaming"]["source_ended_early_at"] == 8
+    rep = stream.interpolate_stream(iter(list(u8)), 10, lambda n, f: got.append(f), "blend", multiplier=2,
+                                    src_fps=16, frame_times=ft, allow_truncated=True)
+    short = Options(multiplier=2, src_fps=16).schedule(8, times=ft.first(8) if ft else None)
+    assert len(got) == rep["frames_out"] == short.n_out and (ft is not None or short.n_out == 15)
+    assert rep["frames_in"] == 8 and rep["source"]["truncated"] and rep["streaming"]["source_ended_early_at"] == 8
+    ref = pipeline.interpolate(torch.from_numpy(u8).float() / 255, "blend", multiplier=2).frames
+    if ft is None:  # exactly what the 8 frames that came give
+        assert torch.equal(torch.stack(got), ref)
 
 
 # ============================================================================ end to end

@@ -11,14 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
 from engine import fetch
-from engine.video_io import VideoReader, probe
+from engine.video_io import VideoReader, make_sample_clip, probe, synthetic_frame
 from test_cli import ROOT, _interrupt_after_first_progress, clips, error_lines, main_in_process, run_cli  # noqa: F401
+
+from bench.vfr_drift import make_vfr_clip, marker_times
 
 
 def _plain_decode(path) -> np.ndarray:
@@ -92,6 +95,64 @@ def test_4_temporary_file_left_by_sigkill_is_removed_by_the_next_run(clips, tmp_
     r = run_cli("interpolate", clips["short"], tmp_path / "next.mp4", "--progress", "none")
     assert r.returncode == 0, r.stderr
     assert _listing(tmp_path) == ["next.mp4"], "the next run into the folder removed the dead run's temporary file"
+
+
+# ============================================================================ 5: truncated input
+def _truncated_faststart(path, n=96, keep=0.4):
+    full = path.with_name("full.mp4")
+    with av.open(str(full), "w", options={"movflags": "+faststart"}) as c:  # the index (96 frames) comes first
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(synthetic_frame(i, 160, 96, n), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[:int(len(data) * keep)])  # an interrupted download
+    return path
+
+
+def test_5_truncated_mp4_is_an_error_and_with_allow_truncated_an_output_of_what_decodes(main_in_process, tmp_path):
+    src = _truncated_faststart(tmp_path / "cut.mp4")
+    assert probe(src).frame_count == 96, "the container still declares 96 frames"
+    with VideoReader(src) as r:
+        decoded = np.stack(list(r))
+    n = len(decoded)
+    assert 1 < n < 96
+    out, rep = tmp_path / "out.mp4", tmp_path / "r.json"
+    code, _, err = main_in_process("interpolate", src, out)
+    assert code == 2, err
+    (line,) = error_lines(err)
+    assert "truncated" in line and f"{n} of" in line and "96" in line and "--allow-truncated" in line, line
+    assert _listing(tmp_path) == ["cut.mp4"], "no output, no temporary file"
+    code, _, err = main_in_process("interpolate", src, out, "--allow-truncated", "--report", rep)
+    assert code == 0, err
+    assert probe(out, count_frames=True).frame_count == 2 * n - 1, "the x2 of the frames that decode, nothing frozen"
+    report = json.loads(rep.read_text())
+    assert report["frames_in"] == n and report["frames_written"] == 2 * n - 1
+    assert report["source"]["frames_declared"] == 96 and report["source"]["frames_decoded"] == n
+    assert f"{n} of" in err and "warning" in err
+    got = _plain_decode(out)
+    assert np.abs(got[-1].astype(int) - got[-2].astype(int)).mean() > 0.5, "the end is not a frozen frame"
+
+
+# ============================================================================ 7: variable frame rate
+@pytest.mark.parametrize("extra", [[], ["--fps", "60"]], ids=["x2", "fps60"])
+def test_7_variable_frame_rate_input_is_retimed_from_its_timestamps(tmp_path, extra):
+    src = make_vfr_clip(tmp_path / "vfr.mp4")  # 30 fps for 1.5 s, then 10 fps; flashes + beeps at 1.467 s, 1.9 s
+    _, beeps, _ = marker_times(src)
+    out = tmp_path / "out.mp4"
+    r = run_cli("interpolate", src, out, "--progress", "none", *extra)
+    assert r.returncode == 0, r.stderr
+    flashes, _, _ = marker_times(out)
+    fps = probe(out).fps
+    assert fps == (Fraction(60) if extra else 2 * probe(src).fps)
+    assert len(flashes) == len(beeps) == 2, (flashes, beeps)
+    worst = max(abs(f - b) for f, b in zip(flashes, beeps))
+    assert worst <= 1 / fps, f"A/V offset {worst * 1000:.1f} ms > one output frame ({1000 / fps:.1f} ms)"
+    assert "variable frame rate" in r.stderr, "and the user is told"
 
 
 # ============================================================================ 8: RGB output
