@@ -36,8 +36,8 @@ from comfy_api.latest import InputImpl, io, ui
 from ..engine.errors import InputError
 from ..engine.options import Options
 from ..engine.pipeline import format_report
-from ..engine.schedule import as_fraction
-from ..engine.stream import Encoder, interpolate_stream, to_uint8
+from ..engine.schedule import FrameTimes, as_fraction
+from ..engine.stream import Encoder, interpolate_stream, source_frames, to_uint8
 from ..engine.video_io import VideoWriter, probe, write_audio
 from . import model_cache
 from .interpolate_node import (check_model, drill_faults, node_status, optional_inputs, progress_hooks,
@@ -65,6 +65,7 @@ class Source:
     name: str = ""  # how the source is named in messages
     identity: tuple | None = None  # stable identity for the result cache (None: never reused)
     cleanup: Callable[[], None] | None = None
+    frame_times: FrameTimes | None = None  # a file with a variable frame rate: retimed from these
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """uint8 [H, W, 3] frames of the in-memory source, converted one at a time."""
@@ -96,8 +97,9 @@ def _file_source(path: str, name: str | None = None, cleanup=None) -> Source:
         identity = ("file", os.path.realpath(path), st.st_size, st.st_mtime_ns) if cleanup is None else None
     except OSError:
         identity = None
-    return Source(n_frames=int(info.frame_count), fps=info.fps, width=info.width, height=info.height, path=path,
-                  name=name or path, identity=identity, cleanup=cleanup)
+    n_frames, times = source_frames(info)
+    return Source(n_frames=n_frames, fps=info.fps, width=info.width, height=info.height, path=path,
+                  name=name or path, identity=identity, cleanup=cleanup, frame_times=times)
 
 
 def _input_error(exc: BaseException, name: str) -> str:
@@ -315,7 +317,7 @@ class VideoInterpolateStream(io.ComfyNode):
                                                           source.width, source.height)
         on_plan, on_progress = progress_hooks(status, node_id)
         model_cache.prepare_for_run(loaded, opts.device)
-        sched = opts.schedule(source.n_frames)
+        sched = opts.schedule(source.n_frames, times=source.frame_times)
         audio_tmp = writer = encoder = None
         try:
             audio_from = source.path
@@ -328,7 +330,7 @@ class VideoInterpolateStream(io.ComfyNode):
                 source.path if source.path is not None else source.iter_frames(), source.n_frames,
                 lambda n, frame: encoder.put(to_uint8(frame)), loaded.method, options=opts, policy=fallback,
                 cancel=mm.throw_exception_if_processing_interrupted, on_plan=on_plan, on_written=on_progress,
-                on_event=status.fallback, monitor_interval=settings.monitor_interval,
+                on_event=status.fallback, monitor_interval=settings.monitor_interval, frame_times=source.frame_times,
                 faults=drill_faults(getattr(getattr(cls, "hidden", None), "extra_pnginfo", None)))
             encoder.finish()
             writer.close()

@@ -155,6 +155,17 @@ def test_7_variable_frame_rate_input_is_retimed_from_its_timestamps(tmp_path, ex
     assert "variable frame rate" in r.stderr, "and the user is told"
 
 
+def test_7_the_streamed_entry_point_retimes_a_variable_rate_file_by_itself(tmp_path):
+    from engine.stream import interpolate_stream
+
+    src = make_vfr_clip(tmp_path / "vfr.mp4")
+    got = []
+    rep = interpolate_stream(src, None, lambda n, f: got.append(n), "blend", multiplier=2)  # as the stream node
+    info = probe(src, count_frames=True)
+    assert rep["source"]["variable_frame_rate"] and info.frame_times is not None
+    assert len(got) == rep["frames_out"] == round(info.frame_times.duration * 2 * info.fps)
+
+
 # ============================================================================ 8: RGB output
 def test_8_libx264rgb_rgb24_output_has_the_right_colours(main_in_process, clips, tmp_path):
     out = tmp_path / "rgb.mp4"
