@@ -128,6 +128,10 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
                             on_written=on_written, on_event=on_event, faults=faults, part=(lo, hi),
                             allow_truncated=allow_truncated)
         timings["process_s"] = time.perf_counter() - t0
+    except SourceEnded as end:
+        if decoder is None:
+            raise
+        raise SourceEnded(end.decoded, end.declared, decoder.reader.path) from None
     finally:
         if decoder is not None:
             decoder.close()
@@ -251,9 +255,10 @@ class FrameWindow:
 class SourceEnded(InputError):
     """The source gave fewer frames than it declared (a truncated or damaged file)."""
 
-    def __init__(self, decoded: int, declared: int):
+    def __init__(self, decoded: int, declared: int, name=None):
         self.decoded, self.declared = decoded, declared
-        super().__init__(f"the video ended after {decoded} of the {declared} frames its container declares: it is "
+        what = f"the video '{name}'" if name is not None else "the video"
+        super().__init__(f"{what} ended after {decoded} of the {declared} frames its container declares: it is "
                          "truncated or damaged (an interrupted download or recording?). Re-download or re-encode "
                          f"it, or allow a truncated input (--allow-truncated) to interpolate the {decoded} frames "
                          "that decode")
