@@ -27,9 +27,9 @@ output name unless the whole run succeeded.
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -40,6 +40,7 @@ from pathlib import Path
 from .errors import Cancelled, InputError, describe
 from .options import Options, fps_text
 from .schedule import Schedule
+from .stream import source_frames
 from .video_io import VideoIOError, VideoWriter, probe
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ def plan_chunks(sched: Schedule, chunk_frames: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     for a in range(0, max(sched.n_in, 1), chunk_frames):
         b = min(a + chunk_frames, sched.n_in)
-        lo = math.ceil(Fraction(a) / sched.step)
-        hi = sched.n_out if b >= sched.n_in else min(math.ceil(Fraction(b) / sched.step), sched.n_out)
+        lo = bisect.bisect_left(range(sched.n_out), a, key=sched.position)  # first output at or after frame a
+        hi = sched.n_out if b >= sched.n_in else bisect.bisect_left(range(sched.n_out), b, key=sched.position)
         if lo < hi:
             chunks.append(Chunk(len(chunks), a, min(b, sched.n_in - 1), lo, hi))
     return chunks
@@ -212,11 +213,11 @@ def interpolate_chunked(input_path, output_path, *, address: str, chunk_frames: 
     t0 = time.perf_counter()
     encode = dict(encode or {})
     info = probe(input_path, count_frames=True)
-    n_in = int(info.frame_count or 0)
+    n_in, times = source_frames(info)
     if n_in < 1:
         raise VideoIOError(f"'{input_path}' has a video stream but no frames")
     opts = options.replace(src_fps=info.fps)
-    sched = opts.schedule(n_in)
+    sched = opts.schedule(n_in, times=times)  # the same schedule (variable frame rate included) as each worker's
     chunks = plan_chunks(sched, chunk_frames)
     spec = cli.resolve_model(model, cli.model_dirs(models_dir), models_dir)
     out = Path(output_path)
@@ -341,7 +342,8 @@ def _frames_out(job: Job) -> int:
     """How many frames a video of the batch will give (0 when it cannot be read: it fails later, alone)."""
     try:
         info = probe(job.input, count_frames=True)
-        return job.options.replace(src_fps=info.fps).schedule(int(info.frame_count or 0)).n_out
+        n_in, times = source_frames(info)
+        return job.options.replace(src_fps=info.fps).schedule(n_in, times=times).n_out
     except Exception:  # noqa: BLE001 - reported by its own task
         return 0
 
