@@ -380,7 +380,7 @@ def run_stream(source: Iterable[np.ndarray], schedule: Schedule, method: Method,
     except SourceEnded as end:
         short = sched.first(end.decoded)
         done = sink.next
-        if (not allow_truncated or part is not None or done > short.n_out
+        if (not allow_truncated or (lo, hi) != (0, schedule.n_out) or done > short.n_out
                 or (done and short.position(done - 1) != sched.position(done - 1))):
             raise
         log.warning("the video ended after %d of the %d frames its container declares (truncated); the output is "
