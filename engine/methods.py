@@ -92,6 +92,11 @@ class RifeMethod(_NetMethod):
         m = self.cfg.pad_multiple
         return int(max(m, round(m / scale)))
 
+    def to(self, device, dtype) -> "RifeMethod":
+        super().to(device, dtype)
+        self.net.set_layout(channels_last=self.device.type == "cpu")  # channels-last measured on the CPU only
+        return self
+
     def prepare(self, img):
         return self.net.pack_frame(img.to(self.device, self.dtype))
 
