@@ -323,7 +323,7 @@ class IFNet(nn.Module):
 
     def set_layout(self, channels_last: bool) -> "IFNet":
         """Run the blocks' convolutions in channels-last layout (weights and activations): measured
-        about 7% faster per frame on a 2-core AVX2 CPU (bench/results/levers.md), the same maths."""
+        about 7% faster per frame on the project's 2-core CPU (bench/results/levers.md), the same maths."""
         for blk in self.blocks:
             if blk.channels_last != channels_last:
                 blk.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
