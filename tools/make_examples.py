@@ -1,12 +1,18 @@
-"""Write the example workflows: example_workflows/<name>.json (UI format, drag-and-drop / Templates)
-and example_workflows/api/<name>.json (API format, for POST /prompt), both from one description.
+"""Write the example workflows: example_workflows/<name><suffix>.json (UI format, drag-and-drop /
+Templates) and example_workflows/api/<name><suffix>.json (API format, for POST /prompt), both from
+one description, once per ComfyUI layout:
+
+    suffix ""               ComfyUI 0.3.75's node layouts (its API files also run on 0.25)
+    suffix "_comfyui-0.25"  ComfyUI 0.25's: GetVideoComponents has a 4th output (bit_depth, wired
+                            into CreateVideo's new bit_depth input), SaveVideo and PreviewAny
+                            have an output
 
     python tools/make_examples.py            # rewrite the files
     python tools/make_examples.py --check    # exit 1 if a file differs from what would be written
 
-The socket and widget layout of each node type below was read from ComfyUI 0.3.75's /object_info;
-tests/comfyui/test_nodes.py checks it against a live server and converts every UI file back into
-its API twin, so the two formats cannot drift apart.
+The socket and widget layout of each node type below was read from each version's /object_info;
+tests/comfyui/test_nodes.py checks the files of the version it talks to against that live server and
+converts every UI file back into its API twin, so the two formats cannot drift apart.
 """
 from __future__ import annotations
 
@@ -62,6 +68,26 @@ NODE_DEFS = {
                        [("fallback", "VIDEO_ENGINE_FALLBACK"), ("description", "STRING")], {}),
 }
 
+# What ComfyUI 0.25 changed in the node types used here.
+NODE_DEFS_025 = dict(
+    NODE_DEFS,
+    GetVideoComponents=([("video", "VIDEO", False, False)],
+                        [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT"), ("bit_depth", "INT")], {}),
+    CreateVideo=([("images", "IMAGE", False, False), ("fps", "FLOAT", True, False), ("audio", "AUDIO", False, True),
+                  ("bit_depth", "INT", True, True)], [("VIDEO", "VIDEO")], {}),
+    SaveVideo=(NODE_DEFS["SaveVideo"][0], [("VIDEO", "VIDEO")], {}),
+    PreviewAny=(NODE_DEFS["PreviewAny"][0], [("STRING", "STRING")], {}),
+)
+LAYOUTS = {"0.3.75": NODE_DEFS, "0.25.0": NODE_DEFS_025}  # version -> node layouts
+SUFFIX = {"0.3.75": "", "0.25.0": "_comfyui-0.25"}  # version -> file name suffix
+
+
+def example_name(name: str, version: str) -> str:
+    """The file stem of example `name` for a ComfyUI version (the newest layout not newer than it)."""
+    key = "0.25.0" if tuple(int(x) for x in version.split(".")[:2]) >= (0, 25) else "0.3.75"
+    return name + SUFFIX[key]
+
+
 VIDEO_INTERPOLATE_DEFAULTS = dict(model="builtin-flow", multiplier=2, target_fps=0.0, source_fps=24.0,
                                   scene_cut_threshold=0.3, precision="auto")
 
@@ -83,12 +109,17 @@ class Workflow:
     title: str
     note: str
     nodes: list
+    version: str = "0.3.75"
+
+    @property
+    def defs(self) -> dict:
+        return LAYOUTS[self.version]
 
 
 def _check(wf: Workflow) -> None:
     ids = {n.id for n in wf.nodes}
     for n in wf.nodes:
-        inputs, outputs, _ = NODE_DEFS[n.type]
+        inputs, outputs, _ = wf.defs[n.type]
         widget_names = [i[0] for i in inputs if i[2]]
         if set(n.widgets) != set(widget_names):
             raise ValueError(f"{wf.name} #{n.id} {n.type}: widgets {sorted(n.widgets)} != {sorted(widget_names)}")
@@ -118,7 +149,7 @@ def to_api(wf: Workflow) -> dict:
     out = {}
     for n in sorted(wf.nodes, key=lambda n: n.id):
         inputs = {}
-        for name, typ, is_widget, _opt in NODE_DEFS[n.type][0]:
+        for name, typ, is_widget, _opt in wf.defs[n.type][0]:
             if name in n.links:
                 src, slot = n.links[name]
                 inputs[name] = [str(src), slot]
@@ -136,7 +167,7 @@ def to_ui(wf: Workflow) -> dict:
     ui_inputs: dict[int, list] = {}
     for n in sorted(wf.nodes, key=lambda n: n.id):
         ins = []
-        defs = NODE_DEFS[n.type][0]
+        defs = wf.defs[n.type][0]
         # sockets first (in definition order), then widgets that are fed by a link
         for name, typ, is_widget, optional in [d for d in defs if not d[2]] + [d for d in defs if d[2]]:
             if is_widget and name not in n.links:
@@ -149,13 +180,13 @@ def to_ui(wf: Workflow) -> dict:
             if name in n.links:
                 src, slot = n.links[name]
                 link_id = len(links) + 1
-                links.append([link_id, src, slot, n.id, len(ins), NODE_DEFS[by_id[src].type][1][slot][1]])
+                links.append([link_id, src, slot, n.id, len(ins), wf.defs[by_id[src].type][1][slot][1]])
                 entry["link"] = link_id
             ins.append(entry)
         ui_inputs[n.id] = ins
     nodes = []
     for n in sorted(wf.nodes, key=lambda n: n.id):
-        inputs, outputs, extra = NODE_DEFS[n.type]
+        inputs, outputs, extra = wf.defs[n.type]
         outs = []
         for slot, (name, typ) in enumerate(outputs):
             ids = [lk[0] for lk in links if lk[1] == n.id and lk[2] == slot]
@@ -173,7 +204,7 @@ def to_ui(wf: Workflow) -> dict:
             node["properties"]["cnr_id"] = "video-engine"
         else:
             node["properties"]["cnr_id"] = "comfy-core"
-            node["properties"]["ver"] = "0.3.75"
+            node["properties"]["ver"] = wf.version
         if n.title:
             node["title"] = n.title
         nodes.append(node)
@@ -184,7 +215,7 @@ def to_ui(wf: Workflow) -> dict:
                   "order": len(nodes), "mode": 0, "inputs": [], "outputs": [], "properties": {},
                   "title": wf.title, "widgets_values": [wf.note], "color": "#432", "bgcolor": "#653"})
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "video-engine/example_workflows/" + wf.name)),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "video-engine/example_workflows/" + wf.name + SUFFIX[wf.version])),
         "revision": 0,
         "last_node_id": note_id,
         "last_link_id": len(links),
@@ -204,10 +235,16 @@ VI_SIZE = (440, 270)  # the live status box grows the node downwards: keep the s
 
 
 
-def _tail(first_id: int, vi: int) -> list:
-    """CreateVideo + SaveVideo fed by VideoInterpolate `vi`, and a text preview of its report."""
+def _tail(first_id: int, vi: int, version: str, components: int | None = None) -> list:
+    """CreateVideo + SaveVideo fed by VideoInterpolate `vi`, and a text preview of its report. On 0.25
+    CreateVideo has a bit_depth: the source's (from GetVideoComponents `components`), else 8."""
+    widgets, links = {"fps": 48.0}, {"images": (vi, 0), "fps": (vi, 1)}
+    if "bit_depth" in [i[0] for i in LAYOUTS[version]["CreateVideo"][0]]:
+        widgets["bit_depth"] = 8
+        if components is not None:
+            links["bit_depth"] = (components, 3)
     return [
-        Node(first_id, "CreateVideo", (X_CREATE, 60), (270, 78), {"fps": 48.0}, {"images": (vi, 0), "fps": (vi, 1)}),
+        Node(first_id, "CreateVideo", (X_CREATE, 60), (270, 78), widgets, links),
         Node(first_id + 1, "SaveVideo", (X_SAVE, 60), (520, 560),
              {"filename_prefix": "video/video_engine", "format": "auto", "codec": "auto"},
              {"video": (first_id, 0)}),
@@ -215,22 +252,22 @@ def _tail(first_id: int, vi: int) -> list:
     ]
 
 
-def video_workflow() -> Workflow:
+def video_workflow(version: str) -> Workflow:
     nodes = [
         Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
         Node(2, "GetVideoComponents", (X_MID, 60), (240, 70), {}, {"video": (1, 0)}),
         Node(3, "VideoInterpolate", (X_VI, 60), VI_SIZE, dict(VIDEO_INTERPOLATE_DEFAULTS),
              {"images": (2, 0), "source_fps": (2, 2)}),
-        *_tail(4, 3),
+        *_tail(4, 3, version, components=2),
     ]
     return Workflow("video_interpolate", "Video Engine: double a video's frame rate",
                     "Upload a video in Load Video, then Queue. Video Interpolate doubles the frame rate (multiplier 2) "
                     "with the built-in optical flow (no download). The source fps comes from the video; the new fps "
                     "goes to Create Video. For RIFE, put weights in models/frame_interpolation and pick them in "
-                    "'model'. For any target rate (e.g. 60), set target_fps.", nodes)
+                    "'model'. For any target rate (e.g. 60), set target_fps.", nodes, version)
 
 
-def keyframes_workflow() -> Workflow:
+def keyframes_workflow(version: str) -> Workflow:
     files = ["keyframe_1.png", "keyframe_2.png", "keyframe_3.png", "keyframe_4.png"]
     nodes = [Node(i + 1, "LoadImage", (X_SRC, 60 + 340 * i), (300, 314), {"image": f}) for i, f in enumerate(files)]
     nodes += [
@@ -240,22 +277,22 @@ def keyframes_workflow() -> Workflow:
         Node(8, "VideoInterpolate", (X_VI, 60), VI_SIZE,
              dict(VIDEO_INTERPOLATE_DEFAULTS, multiplier=8, source_fps=3.0, scene_cut_threshold=0.0),
              {"images": (7, 0)}),
-        *_tail(9, 8),
+        *_tail(9, 8, version),
     ]
     return Workflow("keyframes_to_video", "Video Engine: keyframes to a smooth clip",
                     "Load your keyframes (same size, in order) in the Load Image nodes; Image Batch joins them. "
                     "Video Interpolate treats them as a 3 fps sequence and makes 7 frames between each pair "
                     "(multiplier 8 -> 24 fps). Scene-cut detection is off (0) because keyframes differ a lot by design.",
-                    nodes)
+                    nodes, version)
 
 
-def guarded_workflow() -> Workflow:
+def guarded_workflow(version: str) -> Workflow:
     nodes = [
         Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
         Node(2, "GetVideoComponents", (X_MID, 60), (240, 70), {}, {"video": (1, 0)}),
         Node(3, "VideoInterpolate", (X_VI, 60), VI_SIZE, dict(VIDEO_INTERPOLATE_DEFAULTS),
              {"images": (2, 0), "source_fps": (2, 2), "guard": (7, 0), "fallback": (9, 0)}),
-        *_tail(4, 3),
+        *_tail(4, 3, version, components=2),
         Node(7, "PerformanceGuard", (X_SRC, 480), (320, 200),
              dict(strategy="memory_efficient", device="auto", batch_size=0, flow_scale=0.0, monitor_interval=0.25)),
         Node(8, "PreviewAny", (X_SRC, 720), (320, 260), {}, {"source": (7, 1)}, title="Guard report"),
@@ -269,7 +306,7 @@ def guarded_workflow() -> Workflow:
                     "Performance Guard (memory_efficient) runs batch 1 with the lowest peak memory; Fallback Switch "
                     "lists what may happen if memory still runs out (smaller batch, coarser flow, lower resolution, "
                     "CPU, built-in flow, blend). The report says which path was taken; the plot shows RAM, VRAM "
-                    "and CPU over the run.", nodes)
+                    "and CPU over the run.", nodes, version)
 
 
 def stream_workflow() -> Workflow:
@@ -295,10 +332,12 @@ WORKFLOWS = [video_workflow, keyframes_workflow, guarded_workflow, stream_workfl
 
 def render() -> dict[Path, str]:
     files = {}
-    for make in WORKFLOWS:
-        wf = make()
-        files[OUT_DIR / f"{wf.name}.json"] = json.dumps(to_ui(wf), indent=2) + "\n"
-        files[API_DIR / f"{wf.name}.json"] = json.dumps(to_api(wf), indent=2) + "\n"
+    for version in LAYOUTS:
+        for make in WORKFLOWS:
+            wf = make(version)
+            stem = wf.name + SUFFIX[version]
+            files[OUT_DIR / f"{stem}.json"] = json.dumps(to_ui(wf), indent=2) + "\n"
+            files[API_DIR / f"{stem}.json"] = json.dumps(to_api(wf), indent=2) + "\n"
     return files
 
 

@@ -4,7 +4,7 @@
   hand-made ``video_engine.status`` events (dispatched through the frontend's api object, as the
   websocket would); checks the text, the merge of partial payloads, the reset on "start", that
   the widget is neither saved in the workflow nor sent in the prompt, and that nothing throws.
-* test_status_of_a_real_run: loads example_workflows/video_interpolate.json, points its LoadVideo
+* test_status_of_a_real_run: loads the server version's video_interpolate example, points its LoadVideo
   at a small uploaded clip, queues it from the page and follows the node's status to the final
   report. Saves artifacts/node_status.png with the canvas centred on the node.
 """
@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from ui import API, WIDGET, dispatch, focus_node, open_ui, status_text, widget_state
 
+from server import example_workflow
+
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW = REPO / "example_workflows" / "video_interpolate.json"
 CLIP_FRAMES = 10
 
 
@@ -156,8 +157,7 @@ def test_status_widget_renders_synthetic_events(comfy, page, artifacts_dir):
 
 # ----------------------------------------------------------------------------- real run
 def test_status_of_a_real_run(comfy, page, artifacts_dir, tmp_path):
-    if not WORKFLOW.is_file():
-        pytest.skip(f"{WORKFLOW.relative_to(REPO)} not written yet")
+    workflow_file = example_workflow("video_interpolate", comfy.version)
     if comfy.object_info("VideoInterpolate") is None:
         pytest.fail("the pack's VideoInterpolate node is not registered on the server", pytrace=False)
 
@@ -166,7 +166,7 @@ def test_status_of_a_real_run(comfy, page, artifacts_dir, tmp_path):
     clip_name = (up["subfolder"] + "/" if up.get("subfolder") else "") + up["name"]
 
     open_ui(comfy, page)
-    workflow = json.loads(WORKFLOW.read_text())
+    workflow = json.loads(workflow_file.read_text())
     ids = page.evaluate(
         """async ([wf, clipName]) => {
             const app = window.app;
