@@ -147,7 +147,8 @@ _CALIBRATIONS: dict = {}
 
 def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibration:
     """Measure peak memory (batch 1 and 2) and time per item at a probe size on settings.device."""
-    key = (getattr(method, "name", ""), getattr(getattr(method, "cfg", None), "family", ""), str(settings.device),
+    key = (getattr(method, "name", ""), getattr(getattr(method, "cfg", None), "family", ""),
+           id(getattr(method, "module", None)), str(settings.device),
            settings.dtype, settings.flow_scale, settings.ensemble, getattr(method, "refine", False),
            getattr(method, "lean", False))
     if key in _CALIBRATIONS:

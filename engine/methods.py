@@ -19,6 +19,8 @@ Methods:
           smoother variational refinement, alpha 10) each give a frame; their mean scores higher on the
           shared bench than either alone. Flows are computed once per pair and reused for every t.
   blend   linear mix (1 - t) * a + t * b: the last-resort method that cannot fail.
+  module  a network built elsewhere (ComfyUI core's INTERP_MODEL: its RIFE IFNet or FILM), driven
+          through its own interface; see ModuleMethod.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class Method:
     network = False  # a neural network: runs on a device in a chosen precision, calibrated by the guard
     supports_ensemble = False
     supports_scale = False
+    pad_mode = "constant"  # how the runner pads frames to pad_multiple() (F.pad mode)
     device = torch.device("cpu")
     dtype = torch.float32
 
@@ -78,6 +81,7 @@ class _NetMethod(Method):
 
 class RifeMethod(_NetMethod):
     kind = "rife"
+    network = True
     supports_scale = True
 
     def __init__(self, net, name: str):
@@ -147,6 +151,72 @@ class FilmMethod(_NetMethod):
 
     def describe(self) -> str:
         return f"FILM ({self.name})"
+
+
+class ModuleMethod(_NetMethod):
+    """A network built elsewhere, driven through its own interface (ComfyUI core's frame
+    interpolation models, RIFE IFNet and FILM, follow it):
+
+        feats = module.extract_features(img)                                # per frame, cached
+        out = module(img0, img1, timestep=t [B, 1, H, W], cache={"img0": f0, "img1": f1})
+        out = module.forward_multi_timestep(img0, img1, [t, ...], cache=...)  # optional: flow once
+                                                                            # per pair, batch 1
+        module.pad_align                                                    # optional, default 1
+
+    Frames are padded to pad_align by reflection, as the module's owner pads them, so the output
+    equals what its owner computes. The weights are moved (device, dtype) as the run needs, and
+    `restore()` puts them back where they were when the method was made.
+    """
+
+    kind = "module"
+    supports_ensemble = True  # by swapping the frames (t -> 1 - t) and averaging
+    pad_mode = "reflect"
+
+    def __init__(self, module: torch.nn.Module, name: str, label: str | None = None):
+        self.net = self.module = module
+        self.name = name
+        self.label = label or name
+        p = next(module.parameters())
+        self.home = (p.device, p.dtype)
+        self.device, self.dtype = p.device, p.dtype
+
+    def pad_multiple(self, scale: float = 1.0) -> int:
+        return max(1, int(getattr(self.module, "pad_align", 1) or 1))
+
+    def restore(self) -> None:
+        """Weights back to the device and precision they had before this method moved them."""
+        self.to(*self.home)
+
+    def prepare(self, img):
+        x = img.to(self.device, self.dtype)
+        return x, self.module.extract_features(x)
+
+    def _run(self, s0, s1, t):
+        multi = getattr(self.module, "forward_multi_timestep", None)
+        if multi is not None:  # batch 1 per pair, every t of the pair at once
+            outs, k = [], 0
+            while k < len(s0):
+                j = k
+                while j < len(s0) and s0[j] is s0[k] and s1[j] is s1[k]:
+                    j += 1
+                cache = {"img0": s0[k][1], "img1": s1[k][1]}
+                outs.append(multi(s0[k][0], s1[k][0], [float(v) for v in t[k:j]], cache=cache))
+                k = j
+            return torch.cat(outs)
+        x0 = torch.cat([s[0] for s in s0])
+        x1 = torch.cat([s[0] for s in s1])
+        cache = {"img0": torch.cat([s[1] for s in s0]), "img1": torch.cat([s[1] for s in s1])}
+        ts = t.to(self.device, self.dtype).view(-1, 1, 1, 1).expand(-1, 1, x0.shape[2], x0.shape[3])
+        return self.module(x0, x1, timestep=ts, cache=cache)
+
+    def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
+        y = self._run(s0, s1, t)
+        if ensemble:
+            y = (y + self._run(s1, s0, 1 - t)) / 2
+        return y
+
+    def describe(self) -> str:
+        return self.label
 
 
 @dataclass

@@ -102,7 +102,10 @@ class Runner:
         if (ph, pw) != tuple(x.shape[-2:]):
             x = F.interpolate(x, size=(ph, pw), mode="area")
         if (fh, fw) != (ph, pw):
-            x = F.pad(x, (0, fw - pw, 0, fh - ph))
+            mode = self.method.pad_mode
+            if mode == "reflect" and (fh - ph >= ph or fw - pw >= pw):
+                mode = "replicate"  # reflection needs a frame larger than the padding
+            x = F.pad(x, (0, fw - pw, 0, fh - ph), mode=mode)
         return self.method.prepare(x)
 
     def _finish(self, y: torch.Tensor, geo, h: int, w: int) -> torch.Tensor:

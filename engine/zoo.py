@@ -270,6 +270,37 @@ def load_net(path: str | os.PathLike) -> IFNet | FilmNet:
     return net
 
 
+def core_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A 5-block RIFE (4.25/4.26) state dict in ComfyUI core's key naming, the one its
+    FrameInterpolationModelLoader reads: no `module.` prefix, `blocks.N.`, no teacher/caltime keys."""
+    sd = normalize_keys(sd)
+    cfg = detect_config(sd)
+    if len(cfg.widths) != 5:
+        raise CheckpointError(f"ComfyUI core reads only 5-block RIFE (4.25/4.26); this checkpoint is RIFE {cfg.family} "
+                              f"({len(cfg.widths)} blocks)")
+    return {re.sub(r"^block(\d+)\.", r"blocks.\1.", k): v.contiguous() for k, v in sd.items()}
+
+
+def export_core(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write `src` (any checkpoint the zoo reads) as a .safetensors file in core's naming. An
+    existing `dst` is never replaced; the file appears only when complete."""
+    from safetensors.torch import save_file
+
+    dst = Path(dst)
+    if dst.suffix != ".safetensors":
+        raise InputError(f"the converted file must end in .safetensors, got {dst.name}")
+    if dst.exists():
+        raise InputError(f"{dst} already exists; choose another name or remove it first")
+    sd = core_state_dict(read_state_dict(src))
+    part = dst.with_name(f".{dst.name}.part")
+    try:
+        save_file(sd, str(part), metadata={"converted_from": Path(src).name})
+        os.replace(part, dst)
+    finally:
+        part.unlink(missing_ok=True)
+    return dst
+
+
 def load_ifnet(path: str | os.PathLike) -> IFNet:
     net = load_net(path)
     if isinstance(net, FilmNet):

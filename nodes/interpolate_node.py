@@ -19,7 +19,8 @@ from ..engine.resources import render_timeline_png
 from . import model_cache, model_folder
 from .guard_node import comfy_device
 from .status import StatusReporter
-from .types import CATEGORY, SEARCH_ALIASES, FallbackSocket, GuardSettings, GuardSocket, schema_extras
+from .types import (CATEGORY, SEARCH_ALIASES, FallbackSocket, GuardSettings, GuardSocket, InterpModelSocket,
+                    schema_extras)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,17 @@ def optional_inputs() -> list:
                              tooltip="Optional FallbackSwitch: which recovery steps are allowed when memory "
                                      "runs out. Unconnected = every step, then an error."),
     ]
+
+
+def core_model_inputs() -> list:
+    """VideoInterpolate's interp_model socket: core's loaded model, on cores that have one (0.20+)."""
+    if InterpModelSocket is None:
+        return []
+    return [InterpModelSocket.Input(
+        "interp_model", optional=True,
+        tooltip="Optional: a model from ComfyUI's Load Frame Interpolation Model (RIFE 4.25/4.26, FILM). "
+                "When connected it is used instead of `model`, with this node's frame rates, scene cuts, "
+                "memory guard and recovery.")]
 
 
 def progress_hooks(status: StatusReporter, node_id):
@@ -186,6 +198,7 @@ class VideoInterpolate(io.ComfyNode):
                                                  "batch of keyframes)."),
                 *run_inputs(source_fps=True),
                 *optional_inputs(),
+                *core_model_inputs(),
             ],
             outputs=[
                 io.Image.Output("interpolated", display_name="images", tooltip="The interpolated frames."),
@@ -209,11 +222,11 @@ class VideoInterpolate(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, model, multiplier, target_fps, source_fps, scene_cut_threshold, precision,
-                guard=None, fallback=None) -> io.NodeOutput:
+                guard=None, fallback=None, interp_model=None) -> io.NodeOutput:
         node_id, status = node_status(cls)
         on_plan, on_progress = progress_hooks(status, node_id)
         settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
-        result = None
+        result = core_method = None
         try:
             opts = run_options(multiplier, target_fps, source_fps, scene_cut_threshold, precision, settings)
             bad_model = check_model(model)
@@ -223,8 +236,14 @@ class VideoInterpolate(io.ComfyNode):
                 images = images[..., :3]
             if images.device.type != "cpu":
                 images = images.cpu()
-            loaded = model_cache.get(model)
-            model_cache.prepare_for_run(loaded, opts.device)
+            if interp_model is not None:
+                loaded = model_cache.from_core(interp_model, opts.device, images.shape)
+                core_method = loaded.method
+                if opts.precision == "auto":  # the precision core's loader chose for this device
+                    opts = opts.replace(precision=model_cache.precision_of(core_method.dtype))
+            else:
+                loaded = model_cache.get(model)
+                model_cache.prepare_for_run(loaded, opts.device)
             result = interpolate(
                 images, loaded.method, options=opts, policy=fallback, progress=on_progress, cancel=mm.throw_exception_if_processing_interrupted,
                 on_event=status.fallback, on_plan=on_plan, monitor_interval=settings.monitor_interval,
@@ -233,6 +252,8 @@ class VideoInterpolate(io.ComfyNode):
             report_failure(e, status, node_id)
             raise
         finally:
+            if core_method is not None:
+                core_method.restore()  # core's model back where its ModelPatcher put it (e.g. after the CPU rung)
             gc.collect()
             mm.soft_empty_cache()
 

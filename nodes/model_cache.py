@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import comfy.model_management as mm
 import comfy.model_patcher
 
-from ..engine.methods import BLEND, BUILTIN_FLOW, Method, load_method
+import torch
+
+from ..engine.methods import BLEND, BUILTIN_FLOW, Method, ModuleMethod, load_method
 from ..engine.zoo import CheckpointError
 from . import model_folder
 
@@ -93,6 +95,32 @@ def prepare_for_run(loaded: LoadedModel, device: str) -> None:
             mm.load_models_gpu([loaded.patcher], force_full_load=True)
         else:
             mm.load_model_gpu(loaded.patcher)
+
+
+CORE_FAMILIES = {"IFNet": "RIFE 4.25/4.26", "FILMNet": "FILM"}  # core's classes (comfy_extras.frame_interpolation_models)
+_PRECISIONS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def from_core(interp_model, device: str, shape) -> LoadedModel:
+    """Core's INTERP_MODEL (a ModelPatcher around its IFNet or FILMNet) as an engine method, loaded
+    the way core's FrameInterpolate loads it when it runs on ComfyUI's own device."""
+    module = getattr(interp_model, "model", None)
+    if not isinstance(module, torch.nn.Module) or not callable(getattr(module, "extract_features", None)):
+        raise ModelFileError(f"Video Engine: interp_model is not a frame interpolation model from ComfyUI's "
+                             f"Load Frame Interpolation Model (got {type(interp_model).__name__}); connect that "
+                             f"node's output, or disconnect interp_model to use `model`")
+    if str(interp_model.load_device).split(":")[0] == str(device).split(":")[0]:
+        need = module.memory_used_forward(shape, interp_model.model_dtype()) if hasattr(module, "memory_used_forward") else 0
+        mm.load_models_gpu([interp_model], memory_required=need, force_full_load=True)
+    kind = type(module).__name__
+    family = CORE_FAMILIES.get(kind, kind)
+    return LoadedModel(ModuleMethod(module, name=f"INTERP_MODEL {family}",
+                                    label=f"{family} (ComfyUI core's {kind}, from INTERP_MODEL)"),
+                       patcher=interp_model)
+
+
+def precision_of(dtype: torch.dtype) -> str:
+    return _PRECISIONS.get(dtype, "fp32")
 
 
 def clear() -> None:

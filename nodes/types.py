@@ -1,6 +1,7 @@
 """Socket types and shared names of the Video Engine nodes."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass
 
 from comfy_api.latest import io
@@ -10,6 +11,17 @@ CATEGORY = "Video Engine"
 # Custom sockets: PerformanceGuard -> VideoInterpolate.guard, FallbackSwitch -> VideoInterpolate.fallback
 GuardSocket = io.Custom("VIDEO_ENGINE_GUARD")
 FallbackSocket = io.Custom("VIDEO_ENGINE_FALLBACK")
+
+# ComfyUI core's loaded frame interpolation model (FrameInterpolationModelLoader, cores >= 0.20);
+# None on cores without it (0.3.75): there VideoInterpolate has no interp_model input.
+def _core_has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+InterpModelSocket = io.Custom("INTERP_MODEL") if _core_has("comfy_extras.nodes_frame_interpolation") else None
 
 SEARCH_ALIASES = ["rife", "film", "vfi", "frame interpolation", "interpolate frames", "fps", "frame rate",
                   "slow motion", "slowmo", "video"]

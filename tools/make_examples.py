@@ -309,7 +309,7 @@ def guarded_workflow(version: str) -> Workflow:
                     "and CPU over the run.", nodes, version)
 
 
-def stream_workflow() -> Workflow:
+def stream_workflow(version: str) -> Workflow:
     nodes = [
         Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
         Node(2, "VideoInterpolateStream", (X_MID, 60), (440, 330),
@@ -324,7 +324,7 @@ def stream_workflow() -> Workflow:
                     "Upload a video in Load Video, then Queue. Video Interpolate (stream) decodes, interpolates and "
                     "encodes frame by frame, so memory does not grow with the video's length (use it for long "
                     "clips). It doubles the frame rate here (multiplier 2; or set target_fps, e.g. 60) and keeps "
-                    "the audio; Save Video copies the result as it is.", nodes)
+                    "the audio; Save Video copies the result as it is.", nodes, version)
 
 
 WORKFLOWS = [video_workflow, keyframes_workflow, guarded_workflow, stream_workflow]

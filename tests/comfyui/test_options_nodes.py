@@ -36,7 +36,7 @@ def refusal(comfy, prompt, node: str) -> str:
 @pytest.mark.parametrize("case", [c for c in CASES if CASES[c]["node"] is not None])
 def test_nodes_refuse_bad_options_with_the_engine_message(comfy, clip, case):  # noqa: F811
     class_type, name, value = CASES[case]["node"]
-    prompt = load_api("guarded_interpolation")
+    prompt = load_api(comfy, "guarded_interpolation")
     node = node_id_of(prompt, class_type)
     prompt[node]["inputs"][name] = value
     text = refusal(comfy, prompt, node)
@@ -46,7 +46,7 @@ def test_nodes_refuse_bad_options_with_the_engine_message(comfy, clip, case):  #
 
 
 def test_null_model_is_refused_with_the_list_of_models(comfy, clip):  # noqa: F811
-    prompt = load_api("video_interpolate")
+    prompt = load_api(comfy, "video_interpolate")
     node = node_id_of(prompt, "VideoInterpolate")
     prompt[node]["inputs"]["model"] = None
     text = refusal(comfy, prompt, node)

@@ -82,8 +82,8 @@ def write_clip(path: Path, frames: np.ndarray, fps=CLIP_FPS, audio=True) -> Path
     return path
 
 
-def stream_prompt(file: str, **inputs) -> dict:
-    prompt = load_api("stream_video")
+def stream_prompt(comfy, file: str, **inputs) -> dict:
+    prompt = load_api(comfy, "stream_video")
     prompt[node_id_of(prompt, "LoadVideo")]["inputs"]["file"] = file
     prompt[node_id_of(prompt, NODE)]["inputs"].update(inputs)
     return prompt
@@ -147,7 +147,7 @@ def test_schema(comfy):
 
 def test_example_workflow_runs(comfy, clip):
     """The example unmodified: x2, exact frame count and fps, audio kept, progress and live status."""
-    prompt = load_api("stream_video")
+    prompt = load_api(comfy, "stream_video")
     assert prompt[node_id_of(prompt, "LoadVideo")]["inputs"]["file"] == clip
     node = node_id_of(prompt, NODE)
     result = run_ok(comfy, prompt)
@@ -168,7 +168,7 @@ def test_example_workflow_runs(comfy, clip):
 def test_24_to_60_with_guard_and_drilled_fallback(comfy, clip):
     """Target fps (exact 60), a PerformanceGuard and a FallbackSwitch wired in, and two injected
     out-of-memory errors: the ladder resumes inside the stream and every frame arrives."""
-    prompt = stream_prompt(clip, target_fps=60.0)
+    prompt = stream_prompt(comfy, clip, target_fps=60.0)
     node = node_id_of(prompt, NODE)
     prompt["20"] = {"class_type": "PerformanceGuard", "inputs": dict(strategy="balanced", device="auto", batch_size=4,
                                                                       flow_scale=0.0, monitor_interval=0.25)}
@@ -190,7 +190,7 @@ def test_24_to_60_with_guard_and_drilled_fallback(comfy, clip):
 
 
 def test_hard_cut_is_held(comfy, cut_clip):
-    prompt = stream_prompt(cut_clip)
+    prompt = stream_prompt(comfy, cut_clip)
     node = node_id_of(prompt, NODE)
     result = run_ok(comfy, prompt)
     assert f"scene cuts: [{CUT_AT}]" in statuses(result, node)[-1]["report"]
@@ -208,7 +208,7 @@ def test_hard_cut_is_held(comfy, cut_clip):
 
 def test_video_from_components(comfy, clip):
     """A VIDEO built in memory (GetVideoComponents -> CreateVideo with audio) streams from its tensor."""
-    prompt = stream_prompt(clip, multiplier=3)
+    prompt = stream_prompt(comfy, clip, multiplier=3)
     node = node_id_of(prompt, NODE)
     prompt.update({
         "11": {"class_type": "GetVideoComponents", "inputs": {"video": [node_id_of(prompt, "LoadVideo"), 0]}},
@@ -227,17 +227,17 @@ def test_cache_reuse_and_temp_files(comfy, clip):
     """Same inputs: the node does not run again. Other inputs: a new file, and the node keeps at most
     two temp files (A -> B -> A gives A back without recomputing it). save_output writes a numbered
     file in output/ that later runs never delete."""
-    node = node_id_of(load_api("stream_video"), NODE)
-    first = run_ok(comfy, stream_prompt(clip, multiplier=5))
+    node = node_id_of(load_api(comfy, "stream_video"), NODE)
+    first = run_ok(comfy, stream_prompt(comfy, clip, multiplier=5))
     a = our_preview(comfy, first, node)
     a_mtime = a.stat().st_mtime_ns
-    again = run_ok(comfy, stream_prompt(clip, multiplier=5))
+    again = run_ok(comfy, stream_prompt(comfy, clip, multiplier=5))
     cached = [n for d in again.of_type("execution_cached") for n in d.get("nodes", [])]
     assert node in cached and node not in again.executed_nodes
     assert not statuses(again, node)
 
-    b = our_preview(comfy, run_ok(comfy, stream_prompt(clip, multiplier=6)), node)
-    c_run = run_ok(comfy, stream_prompt(clip, multiplier=7))
+    b = our_preview(comfy, run_ok(comfy, stream_prompt(comfy, clip, multiplier=6)), node)
+    c_run = run_ok(comfy, stream_prompt(comfy, clip, multiplier=7))
     c = our_preview(comfy, c_run, node)
     assert len({a, b, c}) == 3
     mine = {n for n in temp_files(comfy) if n.startswith(f"stream_{node}_")}
@@ -246,7 +246,7 @@ def test_cache_reuse_and_temp_files(comfy, clip):
 
     # B again, no recomputation either way: ComfyUI's cache still has it (0.25's RAM-pressure cache), or
     # it was dropped (0.3.75's classic cache keeps one result per node) and the node reuses B's file
-    back = run_ok(comfy, stream_prompt(clip, multiplier=6))
+    back = run_ok(comfy, stream_prompt(comfy, clip, multiplier=6))
     assert our_preview(comfy, back, node) == b
     st = statuses(back, node)
     cached = node in [n for d in back.of_type("execution_cached") for n in d.get("nodes", [])]
@@ -255,13 +255,13 @@ def test_cache_reuse_and_temp_files(comfy, clip):
 
     before = output_files(comfy)
     prefix = f"video/ve_stream_{uuid.uuid4().hex[:6]}"
-    saved = run_ok(comfy, stream_prompt(clip, multiplier=2, save_output=True, filename_prefix=prefix))
+    saved = run_ok(comfy, stream_prompt(comfy, clip, multiplier=2, save_output=True, filename_prefix=prefix))
     item = saved.outputs[node]["images"][0]
     assert item["type"] == "output" and item["filename"].startswith(prefix.split("/")[1])
     mine_out = comfy.file_path(item)
     assert probe_out(mine_out)["n"] == CLIP_FRAMES * 2 - 1
     for m in (3, 4, 8):
-        run_ok(comfy, stream_prompt(clip, multiplier=m, save_output=True, filename_prefix=prefix))
+        run_ok(comfy, stream_prompt(comfy, clip, multiplier=m, save_output=True, filename_prefix=prefix))
     assert mine_out.is_file()
     new = output_files(comfy) - before
     assert len([n for n in new if n.startswith(prefix)]) == 4, new
@@ -270,8 +270,8 @@ def test_cache_reuse_and_temp_files(comfy, clip):
 
 # ----------------------------------------------------------------------------- cancel and errors
 def test_cancel_mid_run_leaves_nothing_then_a_good_run(comfy, long_clip, clip):
-    node = node_id_of(load_api("stream_video"), NODE)
-    prompt = stream_prompt(long_clip, multiplier=16)
+    node = node_id_of(load_api(comfy, "stream_video"), NODE)
+    prompt = stream_prompt(comfy, long_clip, multiplier=16)
     temp_before, out_before = temp_files(comfy), output_files(comfy)
     sent = []
 
@@ -289,7 +289,7 @@ def test_cancel_mid_run_leaves_nothing_then_a_good_run(comfy, long_clip, clip):
     assert temp_files(comfy) - temp_before == set()  # no result, no hidden partial
     assert output_files(comfy) == out_before  # SaveVideo never ran
 
-    good = run_ok(comfy, stream_prompt(clip, multiplier=4))
+    good = run_ok(comfy, stream_prompt(comfy, clip, multiplier=4))
     out = probe_out(saved_video(comfy, good))
     assert (out["n"], out["fps"]) == (CLIP_FRAMES * 4 - 3, CLIP_FPS * 4)
 
@@ -312,7 +312,7 @@ def test_corrupt_input_names_the_file(comfy, tmp_path, frames, kind):
         path.write_bytes(data[: len(data) // 2])  # an interrupted download
     comfy.upload_file(path, name=name)
     temp_before, out_before = temp_files(comfy), output_files(comfy)
-    prompt = stream_prompt(name)
+    prompt = stream_prompt(comfy, name)
     node = node_id_of(prompt, NODE)
     result = comfy.run(prompt, timeout=120)
     assert result.status == "error", result.status
@@ -327,7 +327,7 @@ def test_corrupt_input_names_the_file(comfy, tmp_path, frames, kind):
 def test_failure_mid_run_leaves_nothing_that_looks_complete(comfy, long_clip):
     """A non-recoverable error after frames were already encoded (a drill: bad input at output 41):
     the half-written file is removed, SaveVideo never runs, the status says what failed."""
-    prompt = stream_prompt(long_clip, multiplier=4)
+    prompt = stream_prompt(comfy, long_clip, multiplier=4)
     node = node_id_of(prompt, NODE)
     temp_before, out_before = temp_files(comfy), output_files(comfy)
     faults = [{"task": 41, "kind": "input", "attempt": None}]
@@ -340,7 +340,7 @@ def test_failure_mid_run_leaves_nothing_that_looks_complete(comfy, long_clip):
 
 
 def test_target_fps_out_of_range_is_refused_clearly(comfy, clip):
-    prompt = stream_prompt(clip, target_fps=999.0)  # 41.6 times 24 fps; at most 16 times
+    prompt = stream_prompt(comfy, clip, target_fps=999.0)  # 41.6 times 24 fps; at most 16 times
     node = node_id_of(prompt, NODE)
     temp_before = temp_files(comfy)
     result = comfy.run(prompt, timeout=120)
