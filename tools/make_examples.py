@@ -4,8 +4,8 @@ one description, once per ComfyUI layout:
 
     suffix ""               ComfyUI 0.3.75's node layouts (its API files also run on 0.25)
     suffix "_comfyui-0.25"  ComfyUI 0.25's: GetVideoComponents has a 4th output (bit_depth, wired
-                            into CreateVideo's new bit_depth input), SaveVideo and PreviewAny
-                            have an output
+                            into CreateVideo's new bit_depth input), SaveVideo, PreviewAny and
+                            PreviewImage have an output
 
     python tools/make_examples.py            # rewrite the files
     python tools/make_examples.py --check    # exit 1 if a file differs from what would be written
@@ -77,6 +77,9 @@ NODE_DEFS_025 = dict(
                   ("bit_depth", "INT", True, True)], [("VIDEO", "VIDEO")], {}),
     SaveVideo=(NODE_DEFS["SaveVideo"][0], [("VIDEO", "VIDEO")], {}),
     PreviewAny=(NODE_DEFS["PreviewAny"][0], [("STRING", "STRING")], {}),
+    PreviewImage=(NODE_DEFS["PreviewImage"][0], [("IMAGE", "IMAGE")], {}),
+    VideoInterpolate=(NODE_DEFS["VideoInterpolate"][0] + [("interp_model", "INTERP_MODEL", False, True)],
+                      NODE_DEFS["VideoInterpolate"][1], {}),  # core's loaded model, where the core has one
 )
 LAYOUTS = {"0.3.75": NODE_DEFS, "0.25.0": NODE_DEFS_025}  # version -> node layouts
 SUFFIX = {"0.3.75": "", "0.25.0": "_comfyui-0.25"}  # version -> file name suffix
