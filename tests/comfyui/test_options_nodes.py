@@ -1,7 +1,9 @@
-"""The nodes refuse bad options sent through the API of a real ComfyUI 0.3.75 with the engine's own
+"""The nodes refuse bad options sent through the API of a real ComfyUI (0.3.75 and 0.25.0) with the engine's own
 message (the same one the engine API, the stream and the command line give: tests/bad_options.py,
 tests/test_options.py), before any frame is made. Out-of-list combo values, null and NaN reach the
-nodes this way: ComfyUI's own min/max checks do not catch them."""
+nodes this way on 0.3.75: ComfyUI's own min/max checks do not catch them. ComfyUI 0.25 checks combo
+values itself before any node sees them: there an out-of-list value gets core's own refusal, which
+must name the input and the value."""
 from __future__ import annotations
 
 import json
@@ -40,6 +42,12 @@ def test_nodes_refuse_bad_options_with_the_engine_message(comfy, clip, case):  #
     node = node_id_of(prompt, class_type)
     prompt[node]["inputs"][name] = value
     text = refusal(comfy, prompt, node)
+    spec = comfy.object_info(class_type)["input"]["required"].get(name, [None])
+    if comfy.version >= (0, 25) and spec[0] == "COMBO" and isinstance(value, str) and value not in spec[1]["options"]:
+        (err,) = json.loads(text)["errors"]
+        assert err["type"] == "value_not_in_list", err
+        assert (err["extra_info"]["input_name"], err["extra_info"]["received_value"]) == (name, value), err
+        return
     assert CASES[case]["message"] in text, text
     if isinstance(value, float) and math.isnan(value):
         assert "nan" in text
