@@ -51,11 +51,53 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             sd = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt: {e}); "
-                                  "download it again") from None
+            raise CheckpointError(_not_a_model(path, torch_file=False) or f"{path.name} is not a readable safetensors file (truncated or "
+                                  f"corrupt: {e}); download it again") from None
     else:
         sd = _torch_load_safe(path)
     return _find_tensor_dict(sd, path)
+
+
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")
+_PICKLE_GLOBALS = ("unsupported global", "unsupported operand 149", "unsupported operand 99")  # GLOBAL opcodes
+
+
+def _head(path: Path, n: int = 1024) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _is_torch_container(head: bytes) -> bool:
+    """A zip archive (torch.save) or a binary pickle (protocol 2-5: legacy torch.save, raw pickles)."""
+    return head.startswith(b"PK\x03\x04") or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def _not_a_model(path: Path, torch_file: bool = True) -> str | None:
+    """What a file that cannot be loaded really is, when its first bytes say so (else None).
+
+    torch_file: the file should be a torch.save archive or a pickle, so anything else is "not a checkpoint".
+    """
+    head = _head(path)
+    size = path.stat().st_size
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    redo = "Delete it and download it again (`python -m engine.cli models fetch` gets pinned RIFE weights)"
+    if any(m in text[:200].lower() for m in _HTML_MARKERS):
+        return (f"{path.name} is an HTML page ({size} bytes), not a model: a download saved an error or login page "
+                f"in place of the weights. {redo}; use a direct link to the file.")
+    if text.startswith(b"version https://git-lfs"):
+        return (f"{path.name} is a Git LFS pointer ({size} bytes), not the weights: the repository was cloned "
+                "without git-lfs. Run `git lfs pull` there, or download it again as a file.")
+    try:
+        snippet = text[:60].decode("utf-8")
+    except UnicodeDecodeError:
+        snippet = None
+    if snippet is not None and text and all(c.isprintable() or c in "\r\n\t" for c in snippet):
+        return (f"{path.name} is a text file ({size} bytes, it starts with {snippet.splitlines()[0][:40]!r}), not a "
+                f"model. {redo}.")
+    if torch_file and not _is_torch_container(head):
+        return (f"{path.name} is not a PyTorch checkpoint: it is neither a zip archive (torch.save) nor a pickle "
+                f"(its first bytes are {head[:8].hex(' ')}), so it is not a model file or it is badly damaged. {redo}.")
+    return None
 
 
 def _torch_load_safe(path: Path):
@@ -65,18 +107,26 @@ def _torch_load_safe(path: Path):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg and not re.search(r"truncat|EOF|Ran out of input", msg):
+        what = _not_a_model(path)
+        if what:
+            raise CheckpointError(what) from None
+        if "Weights only load failed" in msg and any(g in msg.lower() for g in _PICKLE_GLOBALS):
             raise CheckpointError(
                 f"{path.name} needs arbitrary code to be unpickled, which Video Engine refuses for safety "
                 "(torch.load weights_only=True rejected it). Use a plain state-dict checkpoint or convert it to "
                 ".safetensors in an environment you trust.") from None
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({msg.splitlines()[0][:160]}); download it again") from None
+        detail = next((ln.strip() for ln in msg.splitlines()[1:] if ln.strip().lower().startswith("unsupported")),
+                      msg.splitlines()[0])
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({detail[:160]}); download it again") from None
     except Exception as e:  # noqa: BLE001 - junk bytes make the unpickler fail in many ways (KeyError, ...)
         if "TorchScript archive" in str(e):
             raise CheckpointError(
                 f"{path.name} is a TorchScript archive (a saved program, as some packs ship film_net_fp32.pt), and "
                 "Video Engine never runs code from a model file. Use a plain state dict: ComfyUI core's FILM or "
                 "RIFE .safetensors, or a .pth/.pkl of tensors.") from None
+        what = _not_a_model(path)
+        if what:
+            raise CheckpointError(what) from None
         first = (str(e).splitlines() or [""])[0][:160] or type(e).__name__
         raise CheckpointError(f"{path.name} is truncated or corrupt ({type(e).__name__}: {first}); "
                               "download it again") from None
@@ -156,6 +206,15 @@ def detect_film_config(sd: dict[str, torch.Tensor]) -> FilmConfig:
                       fusion_filters=fusion)
 
 
+def _conv_shape(sd: dict[str, torch.Tensor], key: str) -> torch.Size:
+    """The shape of a convolution weight, which must be 4-D (a scalar or flat tensor is not a RIFE file)."""
+    shape = sd[key].shape
+    if len(shape) != 4:
+        raise CheckpointError(f"tensor {key} has shape {tuple(shape)}, expected a 4-D convolution weight: "
+                              "this is not a RIFE checkpoint, or it is damaged")
+    return shape
+
+
 def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
     """Family and sizes from the (normalized) state dict's shapes."""
     n = 0
@@ -168,23 +227,23 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
             "expected 4 blocks (v4.0-4.24) or 5 blocks (v4.25/4.26) "
             f"with keys like 'block0.conv0.0.0.weight'; found {n} such blocks ({blocks[:6] or 'none'}) "
             f"among {len(sd)} keys, e.g. {sorted(sd)[:4]}")
-    widths = tuple(int(sd[f"block{i}.conv0.1.0.weight"].shape[0]) for i in range(n))
-    cins = tuple(int(sd[f"block{i}.conv0.0.0.weight"].shape[1]) for i in range(n))
+    widths = tuple(int(_conv_shape(sd, f"block{i}.conv0.1.0.weight")[0]) for i in range(n))
+    cins = tuple(int(_conv_shape(sd, f"block{i}.conv0.0.0.weight")[1]) for i in range(n))
     legacy = "block0.lastconv.weight" in sd
     if legacy:
-        out_ch = int(sd["block0.lastconv.weight"].shape[1])
+        out_ch = int(_conv_shape(sd, "block0.lastconv.weight")[1])
         if "block0.conv0.0.1.weight" not in sd:
             raise CheckpointError("RIFE 4.0-style blocks without PReLU weights (block0.conv0.0.1.weight) are not supported")
     elif "block0.lastconv.0.weight" in sd:
-        out_ch = int(sd["block0.lastconv.0.weight"].shape[1]) // 4
+        out_ch = int(_conv_shape(sd, "block0.lastconv.0.weight")[1]) // 4
     else:
         raise CheckpointError("RIFE block without a 'lastconv' layer: expected block0.lastconv.weight (v4.0-4.3) "
                               "or block0.lastconv.0.weight (v4.5+)")
     encoder, layers, feat = None, (), 0
     if "encode.cnn0.weight" in sd:
         encoder = "head"
-        hidden = int(sd["encode.cnn0.weight"].shape[0])
-        feat = int(sd["encode.cnn3.weight"].shape[1])
+        hidden = int(_conv_shape(sd, "encode.cnn0.weight")[0])
+        feat = int(_conv_shape(sd, "encode.cnn3.weight")[1])
         layers = ((0, 3, hidden, False), (1, hidden, hidden, False), (2, hidden, hidden, False), (3, hidden, feat, True))
     else:
         idx = sorted(int(m.group(1)) for k in sd for m in [re.fullmatch(r"encode\.(\d+)\.weight", k)] if m)
@@ -192,9 +251,9 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
             encoder = "seq"
             ls = []
             for i in idx:
-                w = sd[f"encode.{i}.weight"]
-                transposed = w.shape[-1] == 4
-                cin, cout = (w.shape[0], w.shape[1]) if transposed else (w.shape[1], w.shape[0])
+                w = _conv_shape(sd, f"encode.{i}.weight")
+                transposed = w[-1] == 4
+                cin, cout = (w[0], w[1]) if transposed else (w[1], w[0])
                 ls.append((i, int(cin), int(cout), transposed))
             layers, feat = tuple(ls), ls[-1][2]
     passthrough = out_ch - 5 if out_ch > 6 else 0
@@ -239,6 +298,13 @@ def _load_checked(net, sd: dict[str, torch.Tensor], what: str):
     if bad:
         k = bad[0]
         raise CheckpointError(f"{what}: tensor {k} has shape {tuple(sd[k].shape)}, expected {tuple(own[k].shape)}")
+    broken = [k for k in own if sd[k].is_floating_point() and not torch.isfinite(sd[k]).all()]
+    if broken:
+        k = broken[0]
+        n_bad = int((~torch.isfinite(sd[k])).sum())
+        raise CheckpointError(f"{len(broken)} tensor(s) hold NaN or infinite values (e.g. {k}: {n_bad} of "
+                              f"{sd[k].numel()}), which would make every in-between frame NaN or black: the file "
+                              "is damaged (or saved from a diverged training run); download it again")
     net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     return net.eval().requires_grad_(False)
 
@@ -265,7 +331,13 @@ def family_name(net: IFNet | FilmNet) -> str:
 
 
 def load_net(path: str | os.PathLike) -> IFNet | FilmNet:
-    net = build_net(read_state_dict(path))
+    try:
+        net = build_net(read_state_dict(path))
+    except CheckpointError as e:  # name the file in what the shapes or values said
+        name = Path(path).name
+        if str(e).startswith(name):
+            raise
+        raise CheckpointError(f"{name}: {e}") from None
     log.info("loaded %s from %s", family_name(net), Path(path).name)
     return net
 

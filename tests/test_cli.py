@@ -330,8 +330,9 @@ def test_absent_model_says_to_run_models_fetch_and_downloads_nothing(main_in_pro
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("broken.safetensors", b"not a checkpoint" * 10, "truncated or corrupt"),
-    ("junk.pth", b"junk\n", "junk.pth is truncated or corrupt"),  # torch.load fails with a bare KeyError
+    ("broken.safetensors", b"not a checkpoint" * 10, "broken.safetensors is a text file"),
+    ("junk.pth", b"junk\n", "junk.pth is a text file"),  # torch.load fails with a bare KeyError
+    ("rife47.pth", b"<html><body>404 Not Found</body></html>", "rife47.pth is an HTML page"),
 ])
 def test_corrupt_model_file_is_an_input_error_and_leaves_no_output(main_in_process, clips, tmp_path, name, content,
                                                                    message):

@@ -291,3 +291,52 @@ def test_missing_tensor_is_reported():
 def test_missing_file():
     with pytest.raises(CheckpointError, match="not found"):
         read_state_dict("/nonexistent/rife.pth")
+
+
+# ----------------------------------------------------------------------------- issue 15: junk and damaged files
+HTML_404 = (b"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>404 Not Found</title></head>\n"
+            b"<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n")
+
+
+@pytest.mark.parametrize("name,data,what", [
+    ("rife47.pth", HTML_404, "HTML page"),
+    ("rife47.pkl", b"\xef\xbb\xbf  \n<html><body>Access denied</body></html>", "HTML page"),
+    ("rife_v4.25.safetensors", HTML_404, "HTML page"),
+    ("flownet.pkl", os.urandom(4096), "not a PyTorch checkpoint"),
+    ("flownet.pth", b"\x00\x01\x02" * 500, "not a PyTorch checkpoint"),
+    ("rife426.pth", b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\nsize 21000000\n",
+     "Git LFS pointer"),
+    ("rife49.pth", b'{"error": "not found", "status": 404}\n', "text file"),
+])
+def test_junk_file_is_named_for_what_it_is(tmp_path, name, data, what):
+    """A file that is not a model is never called a pickle that "needs arbitrary code" (issue 15, case 17)."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError) as err:
+        load_ifnet(path)
+    msg = str(err.value)
+    assert name in msg and what in msg, msg
+    assert "arbitrary code" not in msg and "environment you trust" not in msg, msg
+    assert "download it again" in msg, msg  # what to do
+
+
+def test_scalar_tensors_are_a_checkpoint_error(tmp_path):
+    """Right key names, wrong shapes (scalars): a CheckpointError, not an IndexError (issue 15, case 13)."""
+    keys = IFNet(FAMILIES[10]).state_dict()
+    save_file({k: torch.tensor(1.0) for k in keys}, str(tmp_path / "scalars.safetensors"))
+    with pytest.raises(CheckpointError, match=r"scalars\.safetensors.*block0\.conv0\.\d\.0\.weight has shape \(\)"):
+        load_ifnet(tmp_path / "scalars.safetensors")
+    sd = dict(IFNet(FAMILIES[6]).state_dict())  # one 4-block family tensor flattened to 1-D
+    sd["encode.cnn3.weight"] = sd["encode.cnn3.weight"].flatten()
+    with pytest.raises(CheckpointError, match=r"encode\.cnn3\.weight.*4-D"):
+        detect_config(sd)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    """NaN/inf weights would give NaN or black in-betweens: refused when loaded (issue 15, case 6)."""
+    sd = IFNet(FAMILIES[10]).state_dict()
+    sd["block2.conv0.1.0.weight"][0, 0] = bad
+    torch.save(sd, tmp_path / "diverged.pth")
+    with pytest.raises(CheckpointError, match=r"diverged\.pth.*(NaN|infinite)"):
+        load_ifnet(tmp_path / "diverged.pth")
