@@ -18,6 +18,9 @@ Methods:
           worse on the shared bench). Two DIS fields per direction (the MEDIUM preset, and the same with
           smoother variational refinement, alpha 10) each give a frame; their mean scores higher on the
           shared bench than either alone. Flows are computed once per pair and reused for every t.
+          DIS fails (cv2.error) or crashes on images with a side under 16 px (its pyramid follows the
+          longer side), so smaller images are edge-padded to MIN_FLOW_SIDE for the flow and the flow is
+          cropped back: every size from 2x2 works.
   blend   linear mix (1 - t) * a + t * b: the last-resort method that cannot fail.
   module  a network built elsewhere (ComfyUI core's INTERP_MODEL: its RIFE IFNet or FILM), driven
           through its own interface; see ModuleMethod.
@@ -219,10 +222,13 @@ class ModuleMethod(_NetMethod):
         return self.label
 
 
+MIN_FLOW_SIDE = 32  # DIS is safe from 16 px per side (measured on 2..15000 px); twice that for margin
+
+
 @dataclass
 class _FlowState:
     rgb: np.ndarray  # float32 [H, W, 3] in [0, 1]
-    grey: np.ndarray  # uint8 [H, W]
+    grey: np.ndarray  # uint8 [max(H, MIN_FLOW_SIDE), max(W, MIN_FLOW_SIDE)]: edge-padded below the minimum
 
 
 class FlowMethod(Method):
@@ -248,13 +254,19 @@ class FlowMethod(Method):
     def prepare(self, img):
         rgb = img[0].detach().to("cpu", torch.float32).permute(1, 2, 0).contiguous().numpy()
         rgb8 = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-        return _FlowState(rgb, self._cv2.cvtColor(rgb8, self._cv2.COLOR_RGB2GRAY))
+        grey = self._cv2.cvtColor(rgb8, self._cv2.COLOR_RGB2GRAY)
+        h, w = grey.shape
+        if min(h, w) < MIN_FLOW_SIDE:
+            grey = self._cv2.copyMakeBorder(grey, 0, max(0, MIN_FLOW_SIDE - h), 0, max(0, MIN_FLOW_SIDE - w),
+                                            self._cv2.BORDER_REPLICATE)
+        return _FlowState(rgb, grey)
 
     def _flows(self, a: _FlowState, b: _FlowState):
         pa, pb, flows = self._pair
         if pa is a and pb is b:
             return flows
-        flows = [(d.calc(a.grey, b.grey, None), d.calc(b.grey, a.grey, None)) for d in self._dis]
+        h, w = a.rgb.shape[:2]
+        flows = [(d.calc(a.grey, b.grey, None)[:h, :w], d.calc(b.grey, a.grey, None)[:h, :w]) for d in self._dis]
         self._pair = (a, b, flows)
         return flows
 

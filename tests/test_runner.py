@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from engine.errors import Cancelled, InputError
 from engine.ifnet import IFNet
@@ -129,3 +130,40 @@ def test_bf16_on_cpu_runs_close_to_fp32():
         Runner(small_rife(), Settings(dtype=dt)).run(frames, s, o)
         outs.append(o)
     assert outs[1].dtype == torch.float32 and (outs[0] - outs[1]).abs().mean() < 0.02
+
+
+def _textured(h, w, seed=0):
+    import cv2
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.random((h, w + 8, 3)).astype(np.float32), (0, 0), 1.5)
+    return (tex - tex.min()) / (tex.max() - tex.min() + 1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(2, 40), w=st.integers(2, 40))
+def test_builtin_flow_runs_on_every_size_validate_frames_accepts(h, w):
+    """validate_frames promises 2x2: the built-in method works on every size from there (issue 15, case 11)."""
+    tex = _textured(h, w)
+    frames = torch.from_numpy(np.stack([tex[:, :w], tex[:, 3:w + 3]]).copy())
+    validate_frames(frames)
+    out = allocate_output(3, h, w)
+    Runner(FlowMethod(), Settings()).run(frames, make_schedule(2, 2), out)
+    assert torch.isfinite(out).all()
+    lo, hi = float(frames.min()), float(frames.max())
+    assert lo - 1e-5 <= float(out[1].min()) and float(out[1].max()) <= hi + 1e-5  # a warp of the inputs
+
+
+@pytest.mark.parametrize("h,w", [(8, 3840), (3840, 8), (9, 100), (11, 11), (2, 2), (15, 1000)])
+def test_builtin_flow_on_thin_and_tiny_frames_through_the_api(h, w):
+    """The cases OpenCV's DIS rejects (cv2.error) or crashes on, through pipeline.interpolate (issue 15, case 11)."""
+    from engine.pipeline import interpolate
+    tex = _textured(h, w, seed=h + w)
+    frames = torch.from_numpy(np.stack([tex[:, :w], tex[:, 4:w + 4]]).copy())
+    res = interpolate(frames, BUILTIN_FLOW, multiplier=2, cut_threshold=0)
+    assert res.frames.shape == (3, h, w, 3) and torch.isfinite(res.frames).all()
+    assert res.report["path"] == [] and "built-in optical flow" in res.report["method"]  # no fallback needed
+    if w >= 32:  # room for the 4 px horizontal motion: flow lands nearer the true middle than a blend
+        mid = torch.from_numpy(np.ascontiguousarray(tex[:, 2:w + 2]))
+        blend = frames.mean(0)
+        inner = (slice(2, -2) if h > 8 else slice(None), slice(6, -6) if w > 16 else slice(None))
+        assert (res.frames[1] - mid)[inner].abs().mean() < (blend - mid)[inner].abs().mean()
