@@ -3,7 +3,15 @@
 All arithmetic is on integers and exact rationals, so 23.976 -> 59.94 fps never drifts:
 output frame n sits at source position n * (src_fps / dst_fps); its pair is (floor, floor + 1)
 and t is the fractional part. Where t == 0 the output *is* that source frame (copied bit-exactly).
-An integer multiplier m is the same rule with dst = m * src, giving N + (m - 1)(N - 1) frames.
+
+How many frames:
+  - an integer multiplier m inserts m - 1 frames between neighbours: N + (m - 1)(N - 1) frames,
+    the first and the last are the first and the last source frame;
+  - a target fps retimes: the output lasts as long as the input (N / src_fps seconds, within one
+    output frame), so it has ceil(N * dst_fps / src_fps) frames. Source frame i is on screen from
+    i / src_fps to (i + 1) / src_fps, so the outputs whose time falls after the last source position
+    (at most one source frame's time) show the last source frame; it is never lost, and the audio
+    of a video does not outlast the picture.
 
 Scene cuts: a pair (i, i + 1) marked as a cut is never morphed; its in-between outputs repeat
 frame i ("hold") or take the nearer of the two ("nearest").
@@ -25,6 +33,7 @@ from fractions import Fraction
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from .errors import InputError
 
@@ -97,9 +106,13 @@ class Schedule:
     cut_fill: str = "hold"
     src_fps: Fraction | None = None
     dst_fps: Fraction | None = None
+    keep_duration: bool = False  # a target fps: outputs cover the input's whole duration (see the module doc)
 
     @functools.cached_property  # (frozen: computed once per schedule)
     def n_out(self) -> int:
+        if self.keep_duration:
+            # every output time before the end of the last source frame: n * step < n_in
+            return math.ceil(self.n_in / self.step)
         if self.n_in < 2:
             return self.n_in
         # last output sits at or before the last source frame: n * step <= n_in - 1
@@ -117,6 +130,9 @@ class Schedule:
             return 0
         if self.cuts:
             return sum(1 for n in range(lo, hi) if not self.entry(n).is_source)
+        hi = min(hi, math.ceil((self.n_in - 1) / self.step))  # from the last source position on: copies of it
+        if hi <= lo:
+            return 0
         q = Fraction(self.step).denominator  # n * step is a whole source index exactly when q divides n
         return (hi - lo) - ((hi - 1) // q - (lo - 1) // q)
 
@@ -129,7 +145,7 @@ class Schedule:
         the next one too (also for cut scoring and the 'nearest' fill), so k is needed iff some
         position lies in (k - 1, k + 1). Only a down-conversion skips frames."""
         n_out = self.n_out
-        if n_out <= 0 or k < 0:
+        if n_out <= 0 or k < 0 or k >= self.n_in:
             return False
         if k == 0:
             return True
@@ -141,6 +157,8 @@ class Schedule:
             raise IndexError(f"output frame {n} out of range 0..{self.n_out - 1}")
         pos = self.position(n)
         i0 = pos.numerator // pos.denominator
+        if i0 >= self.n_in - 1:  # at or past the last source frame: it is on screen until the end
+            return Entry(n, self.n_in - 1, Fraction(0))
         t = pos - i0
         if t and i0 in self.cuts:
             if self.cut_fill == "nearest" and t >= Fraction(1, 2):
@@ -260,7 +278,7 @@ def make_schedule(n_in: int, multiplier: int | None = None, *, src_fps=None, dst
         if src_fps is None:
             raise InputError("a target fps needs the source fps too (wire it from the video's fps)")
         src, dst = as_fraction(src_fps, "source fps"), as_fraction(dst_fps, "target fps")
-        step = src / dst
+        step, keep_duration = src / dst, True
     else:
         m = 2 if multiplier is None else multiplier
         if isinstance(m, float) and m.is_integer():
@@ -268,7 +286,7 @@ def make_schedule(n_in: int, multiplier: int | None = None, *, src_fps=None, dst
         if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1:
             raise InputError(f"multiplier must be a whole number >= 1, got {multiplier!r}; "
                              "for a non-integer ratio give a target fps instead")
-        step = Fraction(1, int(m))
+        step, keep_duration = Fraction(1, int(m)), False
         src = as_fraction(src_fps, "source fps") if src_fps is not None else None
         dst = src * int(m) if src is not None else None
     bad = [c for c in cuts if not 0 <= c < max(n_in - 1, 0)]
@@ -279,38 +297,61 @@ def make_schedule(n_in: int, multiplier: int | None = None, *, src_fps=None, dst
             raise InputError(f"frame times for {len(times)} frames, but {n_in} frames" if dst is not None
                              else "a variable-frame-rate schedule needs the source fps")
         return TimedSchedule(int(n_in), step, frozenset(int(c) for c in cuts), cut_fill, src, dst, times=times)
-    return Schedule(int(n_in), step, frozenset(int(c) for c in cuts), cut_fill, src, dst)
+    return Schedule(int(n_in), step, frozenset(int(c) for c in cuts), cut_fill, src, dst, keep_duration)
 
 
 # ----------------------------------------------------------------------------- scene cuts
-def cut_scores(frames) -> np.ndarray:
-    """Per pair (i, i+1): a scene-change score in [0, 1].
+THUMB = 64  # scene-cut features are computed on a THUMB x THUMB thumbnail
+_SAME_STRUCTURE, _NEW_STRUCTURE = 0.75, 0.35  # structure correlation: at or above = same picture, at or below = new
 
-    The score is the total-variation distance between the two frames' colour histograms
-    (32 bins per channel, on a 64x64 thumbnail), scaled by how different the thumbnails are
-    (mean absolute difference / 0.1, capped at 1) so that a large histogram shift with
-    unchanged pixels (a fade of brightness) still scores lower than a hard cut.
-    `frames` is [N, H, W, 3] float in [0, 1] (torch or numpy) or uint8.
+
+def _features(frame):
+    """(thumbnail float [64, 64, 3], colour histogram [3, 32], structure map [64, 64]) of one frame.
+
+    The structure map is the locally contrast-normalised log-luminance, scaled to zero mean and unit
+    variance: a gain, a gamma, a tint or a slow gradient of light leave it (nearly) unchanged; a new
+    picture does not. A flat frame (no structure) gives an all-zero map.
     """
     import cv2
 
-    arr = frames.detach().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames)
-    n = len(arr)
+    f = frame.detach().to("cpu", torch.float32).numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    f8 = f if f.dtype == np.uint8 else np.clip(np.rint(f.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    th8 = cv2.resize(np.ascontiguousarray(f8), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    th = th8.astype(np.float32) / 255.0
+    hist = np.stack([np.bincount(th8[..., c].ravel() >> 3, minlength=32) for c in range(3)]).astype(np.float32)
+    lum = np.log(th @ np.array([0.299, 0.587, 0.114], np.float32) + 1 / 64)
+    detail = lum - cv2.GaussianBlur(lum, (0, 0), 4)
+    local = detail / np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), 4) + 0.05 ** 2)
+    local -= local.mean()
+    sd = float(local.std())
+    return th, hist / hist.sum(axis=1, keepdims=True), local / sd if sd > 1e-3 else np.zeros_like(local)
+
+
+def _pair_score(a, b) -> float:
+    (ta, ha, sa), (tb, hb, sb) = a, b
+    tv = 0.5 * np.abs(ha - hb).sum(axis=1).mean()
+    mad = float(np.abs(ta - tb).mean())
+    corr = float((sa * sb).mean())
+    new_structure = min(1.0, max(0.0, (_SAME_STRUCTURE - corr) / (_SAME_STRUCTURE - _NEW_STRUCTURE)))
+    return tv * min(1.0, mad / 0.1) * new_structure
+
+
+def cut_scores(frames) -> np.ndarray:
+    """Per pair (i, i+1): a scene-change score in [0, 1].
+
+    Three things must all change for a high score: the colours (total-variation distance of the
+    two colour histograms, 32 bins per channel on a 64x64 thumbnail), the pixels (mean absolute
+    difference of the thumbnails / 0.1, capped at 1: a fade scores low) and the structure
+    (correlation of the two structure maps, see _features: 1 at or below 0.35, 0 at or above 0.75),
+    so a change of light on the same picture (a sunrise, a lamp switched on) is not a cut.
+    `frames` is [N, H, W, 3] float in [0, 1] (torch of any float dtype, or numpy) or uint8; each
+    score depends only on its two frames (the streamed path scores pair by pair).
+    """
+    n = len(frames)
     if n < 2:
         return np.zeros(0, np.float32)
-    thumbs, hists = [], []
-    for f in arr:
-        f8 = f if f.dtype == np.uint8 else np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
-        th = cv2.resize(np.ascontiguousarray(f8), (64, 64), interpolation=cv2.INTER_AREA)
-        thumbs.append(th.astype(np.float32) / 255.0)
-        h = np.stack([np.bincount(th[..., c].ravel() >> 3, minlength=32) for c in range(3)]).astype(np.float32)
-        hists.append(h / h.sum(axis=1, keepdims=True))
-    scores = np.empty(n - 1, np.float32)
-    for i in range(n - 1):
-        tv = 0.5 * np.abs(hists[i] - hists[i + 1]).sum(axis=1).mean()
-        mad = float(np.abs(thumbs[i] - thumbs[i + 1]).mean())
-        scores[i] = tv * min(1.0, mad / 0.1)
-    return scores
+    feats = [_features(frames[i]) for i in range(n)]
+    return np.array([_pair_score(feats[i], feats[i + 1]) for i in range(n - 1)], np.float32)
 
 
 def cuts_enabled(threshold: float | None) -> bool:

@@ -21,3 +21,52 @@ def bench_clip(name: str):
 
     with np.load(sd / "bench" / "data" / f"{name}.npz") as z:
         return z["frames"]
+
+
+def load_bench_clip(name: str):
+    """uint8 [N, H, W, 3] frames of a clip of the shared bench (bigbuckbunny, carphone, gen_ltxv_i2v_fox)."""
+    import numpy as np
+
+    with np.load(shared_dir() / "bench" / "data" / f"{name}.npz") as z:
+        return z["frames"]
+
+
+# (clip, first frame, frames): consecutive segments of different real clips, so every join is a hard cut
+CUT_SEGMENTS = (("bigbuckbunny", 0, 12), ("gen_ltxv_i2v_fox", 0, 10), ("carphone", 0, 12), ("bigbuckbunny", 30, 9),
+                ("carphone", 40, 12), ("gen_ltxv_i2v_fox", 40, 14), ("bigbuckbunny", 60, 12),
+                ("gen_ltxv_i2v_fox", 70, 12), ("carphone", 75, 10), ("bigbuckbunny", 78, 12))
+
+
+def relight(frame, gain, tint=(1.0, 1.0, 1.0), gamma=1.0):
+    """The same picture under other light: a gain, a colour tint and a gamma (uint8 in, uint8 out)."""
+    import numpy as np
+
+    f = (frame.astype(np.float32) / 255) ** gamma * gain * np.asarray(tint, np.float32)
+    return np.clip(np.rint(f * 255), 0, 255).astype(np.uint8)
+
+
+def spliced_real_clip():
+    """Real footage with hard cuts and lighting changes that are not cuts.
+
+    The CUT_SEGMENTS joined (448x256; carphone resized), then two changes of light on one shot: in
+    segment 3 (carphone) the light jumps at its 6th frame (x1.5, warmer), and the last segment
+    (bigbuckbunny) brightens and warms frame by frame. Returns (frames, true cut pair indices,
+    lighting-change pair indices).
+    """
+    import cv2
+    import numpy as np
+
+    parts, cuts, n = [], [], 0
+    for k, (name, first, count) in enumerate(CUT_SEGMENTS):
+        seg = [cv2.resize(f, (448, 256), interpolation=cv2.INTER_CUBIC) if f.shape[:2] != (256, 448) else f
+               for f in load_bench_clip(name)[first:first + count]]
+        if k == 2:
+            seg = seg[:5] + [relight(f, 1.5, (1.1, 1.0, 0.8)) for f in seg[5:]]
+        if k == len(CUT_SEGMENTS) - 1:
+            seg = [relight(f, 1 + 0.06 * j, (1 + 0.02 * j, 1.0, 1 - 0.03 * j), 1 - 0.02 * j) for j, f in enumerate(seg)]
+        if k:
+            cuts.append(n - 1)
+        parts += seg
+        n += len(seg)
+    light = [cuts[1] + 5] + list(range(cuts[-1] + 1, n - 1))
+    return np.stack(parts), cuts, light

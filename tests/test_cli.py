@@ -6,6 +6,7 @@ streaming core and the error messages are also checked in-process where that is 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import signal
@@ -247,8 +248,8 @@ def test_24_to_60_fps_exact_count_and_rate(clips, tmp_path):
     r = run_cli("interpolate", clips["short"], out, "--fps", "60", "--progress", "none")
     assert r.returncode == 0, r.stderr
     info = probe(out, count_frames=True)
-    # output n sits at source position n * 24/60; the last one at or before frame 23
-    assert (info.frame_count, info.fps) == (int(23 / Fraction(24, 60)) + 1, Fraction(60)) == (58, Fraction(60))
+    # output n sits at source position n * 24/60; the output lasts as long as the 24 source frames (1 s)
+    assert (info.frame_count, info.fps) == (math.ceil(24 * Fraction(60, 24)), Fraction(60)) == (60, Fraction(60))
     assert info.has_audio
 
 

@@ -21,15 +21,19 @@ def test_multiplier_count(n, m):
     assert s.n_out == (n if n < 2 else n + (m - 1) * (n - 1))
 
 
+@settings(deadline=None)
 @given(n=st.integers(2, 300), src=FPS, dst=FPS)
 def test_fps_arithmetic(n, src, dst):
     s = make_schedule(n, src_fps=src, dst_fps=dst)
     step = src / dst
-    # exactly the outputs whose time lies within the source clip
-    assert (s.n_out - 1) * step <= n - 1 < s.n_out * step
+    # exactly the outputs whose time lies within the source clip's duration (the last frame lasts 1 / src)
+    assert (s.n_out - 1) * step < n <= s.n_out * step
     for e in s:
         pos = e.n * step
-        assert e.i0 == pos.numerator // pos.denominator and e.t == pos - e.i0
+        if pos < n - 1:
+            assert e.i0 == pos.numerator // pos.denominator and e.t == pos - e.i0
+        else:  # past the last source position: the last frame, held
+            assert (e.i0, e.t) == (n - 1, 0)
         assert 0 <= e.t < 1 and e.i1 <= n - 1
     ts = s.timestamps()
     assert all(a < b for a, b in zip(ts, ts[1:])), "timestamps must increase strictly"
@@ -38,21 +42,23 @@ def test_fps_arithmetic(n, src, dst):
 
 @given(n=st.integers(2, 40), m=st.integers(2, 6))
 def test_multiplier_equals_fps_ratio(n, m):
+    """x m and src -> m * src fps are the same frames, but the fps run keeps the duration: it ends with
+    m - 1 more outputs that show the last source frame (its time on screen)."""
     a = [(e.i0, e.t) for e in make_schedule(n, m)]
     b = [(e.i0, e.t) for e in make_schedule(n, src_fps=25, dst_fps=25 * m)]
-    assert a == b
+    assert b == a + [(n - 1, 0)] * (m - 1)
 
 
 def test_common_conversions():
     s = make_schedule(1001, src_fps=23.976, dst_fps=59.94)
     assert s.step == Fraction(2, 5) and s.src_fps == Fraction(24000, 1001)
-    assert s.n_out == 2501
+    assert s.n_out == 2503  # 1001 / 23.976 s at 59.94 fps: 2502.5 frames, rounded up
     assert [(e.i0, e.t) for e in list(s)[:6]] == [(0, 0), (0, Fraction(2, 5)), (0, Fraction(4, 5)),
                                                   (1, Fraction(1, 5)), (1, Fraction(3, 5)), (2, 0)]
     s = make_schedule(25, src_fps=24, dst_fps=60)
-    assert s.n_out == 61 and s.entry(60).i0 == 24 and s.entry(60).is_source
+    assert s.n_out == 63 and s.entry(60).i0 == 24 and s.entry(60).is_source and s.entry(62).i0 == 24
     s = make_schedule(11, src_fps=25, dst_fps=50)
-    assert s.n_out == 21
+    assert s.n_out == 22
     down = make_schedule(61, src_fps=60, dst_fps=24)  # downsampling: 60 -> 24 fps
     assert down.n_out == 25 and down.entry(1).i0 == 2 and down.entry(1).t == Fraction(1, 2)
 
@@ -141,3 +147,95 @@ def test_n_tasks_counts_the_interpolated_frames(n, m, fps, cut):
     assert sched.n_tasks == sum(1 for e in sched if not e.is_source)
     lo, hi = n // 3, n - n // 4
     assert sched.tasks_in(lo, hi) == sum(1 for k in range(lo, min(hi, sched.n_out)) if not sched.entry(k).is_source)
+
+
+# ----------------------------------------------------------------------------- issue 15
+def sunrise_keyframes(n=4, h=144, w=256):
+    """One landscape (sky, sun, a ridge, textured ground) from night through dawn to day: the light changes,
+    the structure does not (except the sun rising)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for k in range(n):
+        s = k / (n - 1)
+        top = np.array([0.05, 0.05, 0.2]) * (1 - s) + np.array([0.3, 0.55, 0.95]) * s
+        horizon = np.array([0.05, 0.05, 0.15]) if k == 0 else np.array([0.9, 0.4, 0.15]) * (1 - s) + np.array([0.8, 0.85, 0.95]) * s
+        t = (y / (h * 0.6))[..., None]
+        img = top * (1 - t) + horizon * t
+        sun = np.hypot(x - w * 0.6, y - (h * 0.62 - s * h * 0.45)) < h / 14
+        img = np.where(sun[..., None], np.array([1.0, 0.9, 0.6]), img)
+        ground = np.array([0.02, 0.03, 0.02]) * (1 - s) + np.array([0.2, 0.45, 0.15]) * s
+        ridge = h * 0.6 + h / 13 * np.sin(x / 21) + h / 26 * np.sin(x / 6 + 1)
+        img = np.where((y > ridge)[..., None], ground * (1 + 0.3 * np.sin(x / 3) * np.sin(y / 4))[..., None], img)
+        frames.append(np.clip(img, 0, 1).astype(np.float32))
+    return np.stack(frames)
+
+
+def test_lighting_change_on_keyframes_is_not_a_cut(real_clip):
+    """4 sunrise-like keyframes x8 at 3 fps morph (issue 15, case 21): a change of light on the same
+    structure is no scene cut, for a drawn landscape and for a real frame relit."""
+    from engine.pipeline import interpolate
+    from shared import relight
+
+    drawn = sunrise_keyframes()
+    relit = np.stack([relight(real_clip[20], g, tint, gm) for g, tint, gm in
+                      [(0.35, (0.8, 0.8, 1.3), 1.5), (0.8, (1.3, 1.0, 0.7), 1.3), (1.0, (1.1, 1.0, 0.9), 1.1),
+                       (1.15, (1.0, 1.0, 1.0), 0.9)]]).astype(np.float32) / 255
+    for keyframes in (drawn, relit):
+        res = interpolate(torch.from_numpy(keyframes), "blend", multiplier=8, src_fps=3)
+        assert res.cuts == [] and res.frames.shape[0] == 25
+        distinct = {res.frames[i].numpy().tobytes() for i in range(25)}
+        assert len(distinct) == 25, "every in-between is a morph, none a held keyframe"
+        assert not res.report.get("warnings")
+
+
+def test_real_footage_hard_cuts_are_all_found_and_light_changes_are_not():
+    """Real clips joined at 9 hard cuts, with a sudden and a gradual change of light inside shots: every cut
+    is found and nothing else (issue 15, case 21; figures from bench/cut_detection.py)."""
+    from shared import spliced_real_clip
+
+    frames, cuts, light = spliced_real_clip()
+    assert len(cuts) == 9 and len(light) == 12
+    assert detect_cuts(frames, 0.3) == cuts
+    scores = cut_scores(frames)
+    assert scores[cuts].min() > 0.3 > scores[light].max()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_low_and_high_precision_frames_are_scored(dtype):
+    """bf16 / fp16 / fp64 IMAGE batches: cut scoring works and agrees with fp32 (issue 15, case 12)."""
+    from engine.pipeline import interpolate
+
+    rng = np.random.default_rng(3)
+    frames = torch.from_numpy(rng.random((4, 24, 32, 3), dtype=np.float32))
+    frames[2:] = frames[2:].flip(1) * 0.3  # a cut between 1 and 2
+    ref = cut_scores(frames)
+    got = cut_scores(frames.to(dtype))
+    assert np.abs(got - ref).max() < 0.02
+    res = interpolate(frames.to(dtype), "blend", multiplier=2)
+    assert res.cuts == [1] and res.frames.dtype == torch.float32 and res.frames.shape[0] == 7
+
+
+def test_target_fps_keeps_the_last_frame_and_the_duration():
+    """A non-integer fps ratio (issue 15, case 22): the last source frame is in the output and the output
+    lasts as long as the input, within one output frame."""
+    from engine.pipeline import interpolate
+
+    s = make_schedule(4, src_fps=24, dst_fps=60)  # 4 keyframes: positions 0, 0.4, ... 3.2, 3.6
+    assert s.n_out == 10 and s.entry(s.n_out - 1).i0 == 3 and s.entry(s.n_out - 1).is_source
+    assert [e.i0 for e in s if e.is_source] == [0, 2, 3, 3]  # keyframe 1 sits at 2.5 output frames
+    s = make_schedule(60, src_fps=24, dst_fps=60)
+    assert s.n_out == 150  # 2.5 s, as the input
+    keys = torch.rand(4, 8, 8, 3)
+    res = interpolate(keys, "blend", src_fps=24, dst_fps=60, cut_threshold=0)
+    assert res.frames.shape[0] == 10 and torch.equal(res.frames[-1], keys[3])
+
+
+@settings(deadline=None)
+@given(n=st.integers(1, 400), src=FPS, dst=FPS)
+def test_target_fps_duration_property(n, src, dst):
+    s = make_schedule(n, src_fps=src, dst_fps=dst)
+    out_s, in_s = Fraction(s.n_out) / dst, Fraction(n) / src
+    assert 0 <= out_s - in_s < 1 / dst, "output duration = input duration, within one output frame"
+    if dst >= src:
+        assert s.entry(s.n_out - 1).i0 == n - 1 and s.entry(s.n_out - 1).is_source, "last source frame shown"
+    assert all(e.i1 <= n - 1 for e in s)
