@@ -23,7 +23,7 @@ from . import ladder as ladder_mod
 from .methods import Method, load_method
 from .options import Options
 from .resources import ResourceMonitor, check_output_fits
-from .runner import allocate_output, validate_frames
+from .runner import allocate_output, check_frame_values, validate_frames
 from .schedule import Schedule, detect_cuts
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,23 @@ class Result:
     report: dict = field(default_factory=dict)
 
 
+def cut_warnings(n_in: int, cuts, threshold) -> list[str]:
+    """A warning when most frame pairs are scene cuts: the run then mostly repeats frames, which is
+    right for a slideshow of unrelated pictures and wrong for keyframes of one scene."""
+    pairs = max(int(n_in) - 1, 0)
+    if pairs < 2 or 2 * len(cuts) <= pairs:
+        return []
+    return [f"{len(cuts)} of {pairs} frame pairs were taken as scene cuts (score above {threshold:g}) and not "
+            "morphed: their in-betweens repeat a source frame. If the frames show one scene (keyframes, a change "
+            "of light), raise scene_cut_threshold (--scene-threshold) or set it to 0"]
+
+
 def run_report(run, sched: Schedule, method, model, plan, size_hw, opts: Options, cuts, elapsed: float) -> dict:
     """The JSON-able report of a run (in memory or streamed): what ran, the path taken, timings."""
     h, w = size_hw
+    warnings = cut_warnings(sched.n_in, cuts, opts.cut_threshold or 0)
+    for text in warnings:
+        log.warning("%s", text)
     return dict(
         method=run.method_description, model=getattr(method, "name", str(model)),
         frames_in=sched.n_in, frames_out=sched.n_out, size=[w, h], multiplier=opts.effective_multiplier,
@@ -49,7 +63,7 @@ def run_report(run, sched: Schedule, method, model, plan, size_hw, opts: Options
         plan=plan.as_dict(), final_settings=run.final_settings.as_dict() if run.final_settings else None,
         path=run.path, fallbacks=run.events, segments=run.segments, passthrough_frames=run.passthrough_frames,
         passthrough_from=run.passthrough_from,
-        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3),
+        eta_s=plan.eta_s, elapsed_s=round(elapsed, 3), warnings=warnings,
     )
 
 
@@ -75,6 +89,7 @@ def interpolate(frames: torch.Tensor, model: str | Method | None = None, *, opti
     n, h, w = (int(x) for x in frames.shape[:3])
     sched = opts.schedule(n)
     check_output_fits(sched.n_out, h, w)  # before any work: never get killed by the OS halfway
+    check_frame_values(frames)  # a pass over the values: after the shape-only checks
     cuts = detect_cuts(frames, opts.cut_threshold) if n > 1 and opts.detects_cuts else []
     sched = sched.with_cuts(cuts)
     n_out = sched.n_out
@@ -131,6 +146,7 @@ def format_report(report: dict) -> str:
                      + (f", peak VRAM {vram / 2**30:.2f} GiB" if vram else ""))
     for ev in report.get("fallbacks", []):
         lines.append(f"fallback at frame {ev['at']}: {ev['kind']} ({ev['error']}) -> {ev['rung']}")
+    lines += [f"WARNING: {text}" for text in report.get("warnings", [])]
     if n_pass:
         lines.append(f"WARNING: {n_pass} frames were passed through as duplicates "
                      "after every allowed recovery step failed")

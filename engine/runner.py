@@ -47,6 +47,10 @@ class Settings:
                     flow_scale=self.flow_scale, res_scale=self.res_scale, ensemble=self.ensemble)
 
 
+class NonFiniteOutput(RuntimeError):
+    """A method made NaN/inf from finite frames. Not retried: the same frames would fail again."""
+
+
 class BatchFailed(Exception):
     """A batch raised; outputs [start, at) are written, `at` is where to resume."""
 
@@ -58,14 +62,75 @@ class BatchFailed(Exception):
 
 
 def validate_frames(frames: torch.Tensor) -> None:
+    """The IMAGE batch's type, layout and size (cheap: the values are check_frame_values')."""
     if not torch.is_tensor(frames):
-        raise InputError(f"frames must be a tensor [N, H, W, 3], got {type(frames).__name__}")
+        hint = " (torch.from_numpy(array) makes one)" if hasattr(frames, "__array__") else ""
+        raise InputError(f"frames must be a torch tensor [N, H, W, 3] (a ComfyUI IMAGE), got "
+                         f"{type(frames).__name__}{hint}")
+    shape = tuple(frames.shape)
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise InputError(f"frames must be an IMAGE batch [N, H, W, 3], got shape {tuple(frames.shape)}")
-    if frames.shape[0] < 1 or frames.shape[1] < 2 or frames.shape[2] < 2:
-        raise InputError(f"need at least one frame of 2x2 pixels or more, got shape {tuple(frames.shape)}")
+        if frames.ndim == 4 and frames.shape[1] == 3:
+            hint = "; it looks channels first [N, 3, H, W]: use frames.permute(0, 2, 3, 1)"
+        elif frames.ndim == 4 and frames.shape[-1] in (1, 4):
+            hint = ("; it has 4 channels (RGBA): drop the alpha with frames[..., :3]" if frames.shape[-1] == 4
+                    else "; it is greyscale: use frames.expand(-1, -1, -1, 3)")
+        elif frames.ndim == 3 and frames.shape[-1] == 3:
+            hint = "; one frame [H, W, 3] is frames.unsqueeze(0)"
+        else:
+            hint = ""
+        raise InputError(f"frames must be an IMAGE batch [N, H, W, 3], got shape {shape}{hint}")
+    if frames.shape[0] < 1:
+        raise InputError(f"no frames to interpolate: the batch is empty (shape {shape})")
+    if frames.shape[1] < 2 or frames.shape[2] < 2:
+        raise InputError(f"frames must be at least 2x2 pixels, got {frames.shape[2]}x{frames.shape[1]} (shape {shape})")
     if not frames.is_floating_point():
-        raise InputError(f"frames must be float in [0, 1] (ComfyUI IMAGE), got {frames.dtype}")
+        hint = "; for 8-bit pixels use frames.float() / 255 (divide by 255)" if frames.dtype == torch.uint8 else ""
+        raise InputError(f"frames must be float in [0, 1] (ComfyUI IMAGE), got {frames.dtype}{hint}")
+
+
+FRAME_RANGE = (-0.5, 1.5)  # beyond this the frames are on another scale; within it they are clamped (see below)
+_CHECK_CHUNK = 16  # frames per reduction: no temporary the size of the batch
+
+
+def check_frame_values(frames: torch.Tensor) -> None:
+    """Every value finite and on the [0, 1] scale, else an InputError naming the frames.
+
+    NaN or inf anywhere would spread into every in-between that uses the frame, and frames on
+    the 0-255 or [-1, 1] scale would come out as white or black in-betweens, so both are refused.
+    A small overshoot (bicubic resizing gives a little below 0 and above 1) is accepted: source
+    frames are copied as they are and in-betweens are made from the frames clamped to [0, 1].
+    """
+    lo, hi = float("inf"), -float("inf")
+    bad: list[tuple[int, int]] = []
+    for start in range(0, int(frames.shape[0]), _CHECK_CHUNK):
+        chunk = frames[start:start + _CHECK_CHUNK]
+        finite = torch.isfinite(chunk).flatten(1)
+        if not bool(finite.all()):
+            counts = (~finite).sum(1).tolist()
+            bad += [(start + i, c) for i, c in enumerate(counts) if c]
+            continue
+        cmin, cmax = torch.aminmax(chunk)
+        lo, hi = min(lo, float(cmin)), max(hi, float(cmax))
+    if bad:
+        f0, c0 = bad[0]
+        kinds = []
+        x = frames[f0]
+        if bool(torch.isnan(x).any()):
+            kinds.append("NaN")
+        if bool(torch.isinf(x).any()):
+            kinds.append("infinite")
+        more = f" and {len(bad) - 1} more frame(s)" if len(bad) > 1 else ""
+        raise InputError(f"frames hold {' and '.join(kinds)} values: frame {f0} has {c0}{more}. Every in-between "
+                         "made from such a frame would be NaN; fix the node that made them, or replace the values "
+                         "(e.g. torch.nan_to_num(frames, 0.0, 1.0, 0.0)) before interpolating")
+    if hi > FRAME_RANGE[1] and hi <= 255.5 and lo >= -0.5:
+        raise InputError(f"frames must be on the [0, 1] scale, but they reach {hi:g}: they look like 0-255 pixel "
+                         "values as float; divide them by 255")
+    if lo < FRAME_RANGE[0] and lo >= -1.5 and hi <= 1.5:
+        raise InputError(f"frames must be on the [0, 1] scale, but they go down to {lo:g}: they look like [-1, 1] "
+                         "values (a model's output space); map them with (frames + 1) / 2")
+    if lo < FRAME_RANGE[0] or hi > FRAME_RANGE[1]:
+        raise InputError(f"frames must be on the [0, 1] scale, but they range from {lo:g} to {hi:g}")
 
 
 def allocate_output(n_out: int, height: int, width: int) -> torch.Tensor:
@@ -108,9 +173,16 @@ class Runner:
             x = F.pad(x, (0, fw - pw, 0, fh - ph), mode=mode)
         return self.method.prepare(x)
 
-    def _finish(self, y: torch.Tensor, geo, h: int, w: int) -> torch.Tensor:
+    def _finish(self, y: torch.Tensor, geo, h: int, w: int, batch) -> torch.Tensor:
         ph, pw, _, _ = geo
         y = y[:, :, :ph, :pw].float()
+        if not bool(torch.isfinite(y).all()):  # never hand on NaN (or black, once encoded) in-betweens
+            s = self.settings
+            raise NonFiniteOutput(
+                f"{self.method.describe()} made NaN or infinite values at output frame(s) "
+                f"{', '.join(str(e.n) for e in batch)} from finite frames (on {s.device}, "
+                f"{str(s.dtype).replace('torch.', '')}): the weights or the precision do not work for these frames; "
+                "try precision fp32 or another model")
         if (ph, pw) != (h, w):
             y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
         return y.clamp_(0, 1).permute(0, 2, 3, 1).to("cpu")
@@ -171,7 +243,7 @@ class Runner:
                 t = torch.tensor([float(e2.t) for e2 in batch], dtype=torch.float32)
                 y = self.method.interpolate([cache[e2.i0] for e2 in batch], [cache[e2.i1] for e2 in batch], t,
                                             scale=self.settings.flow_scale, ensemble=self.settings.ensemble)
-                y = self._finish(y, geo, h, w)
+                y = self._finish(y, geo, h, w, batch)
                 k = 0
                 for e2 in window:
                     if e2.is_source:

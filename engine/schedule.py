@@ -306,7 +306,10 @@ _SAME_STRUCTURE, _NEW_STRUCTURE = 0.75, 0.35  # structure correlation: at or abo
 
 
 def _features(frame):
-    """(thumbnail float [64, 64, 3], colour histogram [3, 32], structure map [64, 64]) of one frame.
+    """(thumbnail float [64, 64, 3], colour histogram [512], structure map [64, 64]) of one frame.
+
+    The histogram is of joint colours (8 levels per channel: 512 bins): two different scenes rarely
+    share it even where their per-channel histograms agree.
 
     The structure map is the locally contrast-normalised log-luminance, scaled to zero mean and unit
     variance: a gain, a gamma, a tint or a slow gradient of light leave it (nearly) unchanged; a new
@@ -318,18 +321,19 @@ def _features(frame):
     f8 = f if f.dtype == np.uint8 else np.clip(np.rint(f.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
     th8 = cv2.resize(np.ascontiguousarray(f8), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
     th = th8.astype(np.float32) / 255.0
-    hist = np.stack([np.bincount(th8[..., c].ravel() >> 3, minlength=32) for c in range(3)]).astype(np.float32)
+    q = (th8 >> 5).astype(np.int32)
+    hist = np.bincount(((q[..., 0] << 6) | (q[..., 1] << 3) | q[..., 2]).ravel(), minlength=512).astype(np.float32)
     lum = np.log(th @ np.array([0.299, 0.587, 0.114], np.float32) + 1 / 64)
     detail = lum - cv2.GaussianBlur(lum, (0, 0), 4)
     local = detail / np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), 4) + 0.05 ** 2)
     local -= local.mean()
     sd = float(local.std())
-    return th, hist / hist.sum(axis=1, keepdims=True), local / sd if sd > 1e-3 else np.zeros_like(local)
+    return th, hist / hist.sum(), local / sd if sd > 1e-3 else np.zeros_like(local)
 
 
 def _pair_score(a, b) -> float:
     (ta, ha, sa), (tb, hb, sb) = a, b
-    tv = 0.5 * np.abs(ha - hb).sum(axis=1).mean()
+    tv = 0.5 * float(np.abs(ha - hb).sum())
     mad = float(np.abs(ta - tb).mean())
     corr = float((sa * sb).mean())
     new_structure = min(1.0, max(0.0, (_SAME_STRUCTURE - corr) / (_SAME_STRUCTURE - _NEW_STRUCTURE)))
@@ -340,7 +344,7 @@ def cut_scores(frames) -> np.ndarray:
     """Per pair (i, i+1): a scene-change score in [0, 1].
 
     Three things must all change for a high score: the colours (total-variation distance of the
-    two colour histograms, 32 bins per channel on a 64x64 thumbnail), the pixels (mean absolute
+    two joint colour histograms, 512 bins on a 64x64 thumbnail), the pixels (mean absolute
     difference of the thumbnails / 0.1, capped at 1: a fade scores low) and the structure
     (correlation of the two structure maps, see _features: 1 at or below 0.35, 0 at or above 0.75),
     so a change of light on the same picture (a sunrise, a lamp switched on) is not a cut.

@@ -219,10 +219,24 @@ class FrameWindow:
                     raise VideoIOError("the video has no decodable frames") from None
                 break
             k = self.read
+            self._check(frame, k)
             self.read += 1
             if k >= self.low and self._needed(k):
                 self._buf[k] = frame
                 self.peak_held = max(self.peak_held, len(self._buf))
+
+    def _check(self, frame, k: int) -> None:
+        """Source frames are uint8 [H, W, 3], all of one size (else the run would misread them)."""
+        if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+            got = (f"{frame.dtype} {tuple(frame.shape)}" if hasattr(frame, "dtype") and hasattr(frame, "shape")
+                   else type(frame).__name__)
+            hint = (": for float frames in [0, 1] use engine.pipeline.interpolate, or convert with "
+                    "(frames * 255).round().astype(np.uint8)" if hasattr(frame, "dtype") and
+                    np.issubdtype(np.dtype(str(frame.dtype).replace("torch.", "")), np.floating) else "")
+            raise InputError(f"source frame {k} must be a uint8 [H, W, 3] RGB array, got {got}{hint}")
+        if self._last is not None and frame.shape != self._last.shape:
+            raise InputError(f"source frame {k} is {frame.shape[1]}x{frame.shape[0]} but the frames before it are "
+                             f"{self._last.shape[1]}x{self._last.shape[0]}: every frame must have the same size")
 
     def raw(self, i: int) -> np.ndarray:
         """Source frame i as uint8 [H, W, 3]."""

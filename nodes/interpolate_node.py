@@ -66,7 +66,8 @@ def run_inputs(source_fps: bool) -> list:
                      tooltip="Output frames per input frame: N frames become N + (m-1)(N-1). Ignored when "
                              "target_fps is set."),
         io.Float.Input("target_fps", default=0.0, min=0.0, max=1000.0, step=0.001,
-                       tooltip="Convert to this frame rate (any value, e.g. 59.94); 0 = use the multiplier." + need_src),
+                       tooltip="Convert to this frame rate (any value, e.g. 59.94); 0 = use the multiplier. The "
+                               "output lasts as long as the input and ends on its last frame." + need_src),
     ]
     if source_fps:
         inputs.append(io.Float.Input("source_fps", default=24.0, min=0.001, max=1000.0, step=0.001,
@@ -75,7 +76,8 @@ def run_inputs(source_fps: bool) -> list:
     return inputs + [
         io.Float.Input("scene_cut_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
                        tooltip="How different two frames must be to count as a scene cut; cut pairs are held, "
-                               "not morphed. 0 = off; lower finds more cuts."),
+                               "not morphed. A change of light on the same picture is no cut. 0 = off; lower "
+                               "finds more cuts."),
         io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
                        tooltip="RIFE / FILM arithmetic on the GPU: auto = the strategy's choice (fp16 on CUDA, "
                                "fp32 on the CPU)." + (" The output is always fp32." if source_fps else "")),

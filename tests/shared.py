@@ -70,3 +70,26 @@ def spliced_real_clip():
         n += len(seg)
     light = [cuts[1] + 5] + list(range(cuts[-1] + 1, n - 1))
     return np.stack(parts), cuts, light
+
+
+def sunrise_keyframes(n=4, h=144, w=256):
+    """float32 [n, h, w, 3] keyframes of one landscape (sky, sun, a ridge, textured ground) from night
+    through dawn to day: the light changes, the structure does not (except the sun rising)."""
+    import numpy as np
+
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for k in range(n):
+        s = k / (n - 1)
+        top = np.array([0.05, 0.05, 0.2]) * (1 - s) + np.array([0.3, 0.55, 0.95]) * s
+        dawn = np.array([0.9, 0.4, 0.15]) * (1 - s) + np.array([0.8, 0.85, 0.95]) * s
+        horizon = np.array([0.05, 0.05, 0.15]) if k == 0 else dawn
+        t = (y / (h * 0.6))[..., None]
+        img = top * (1 - t) + horizon * t
+        sun = np.hypot(x - w * 0.6, y - (h * 0.62 - s * h * 0.45)) < h / 14
+        img = np.where(sun[..., None], np.array([1.0, 0.9, 0.6]), img)
+        ground = np.array([0.02, 0.03, 0.02]) * (1 - s) + np.array([0.2, 0.45, 0.15]) * s
+        ridge = h * 0.6 + h / 13 * np.sin(x / 21) + h / 26 * np.sin(x / 6 + 1)
+        img = np.where((y > ridge)[..., None], ground * (1 + 0.3 * np.sin(x / 3) * np.sin(y / 4))[..., None], img)
+        frames.append(np.clip(img, 0, 1).astype(np.float32))
+    return np.stack(frames)

@@ -77,7 +77,8 @@ def error_lines(err: str) -> list[str]:
 def clip_u8(n=12, w=64, h=48, cut_at=None) -> np.ndarray:
     frames = [synthetic_frame(i, w, h, n) for i in range(n)]
     if cut_at is not None:
-        frames[cut_at:] = [np.ascontiguousarray(f[..., ::-1] // 3) for f in frames[cut_at:]]  # hard cut
+        # hard cut: another picture (turned round, other colours); a change of light alone is no cut
+        frames[cut_at:] = [np.ascontiguousarray(f[::-1, ::-1, ::-1] // 3) for f in frames[cut_at:]]
     return np.stack(frames)
 
 

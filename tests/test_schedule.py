@@ -150,31 +150,11 @@ def test_n_tasks_counts_the_interpolated_frames(n, m, fps, cut):
 
 
 # ----------------------------------------------------------------------------- issue 15
-def sunrise_keyframes(n=4, h=144, w=256):
-    """One landscape (sky, sun, a ridge, textured ground) from night through dawn to day: the light changes,
-    the structure does not (except the sun rising)."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    frames = []
-    for k in range(n):
-        s = k / (n - 1)
-        top = np.array([0.05, 0.05, 0.2]) * (1 - s) + np.array([0.3, 0.55, 0.95]) * s
-        horizon = np.array([0.05, 0.05, 0.15]) if k == 0 else np.array([0.9, 0.4, 0.15]) * (1 - s) + np.array([0.8, 0.85, 0.95]) * s
-        t = (y / (h * 0.6))[..., None]
-        img = top * (1 - t) + horizon * t
-        sun = np.hypot(x - w * 0.6, y - (h * 0.62 - s * h * 0.45)) < h / 14
-        img = np.where(sun[..., None], np.array([1.0, 0.9, 0.6]), img)
-        ground = np.array([0.02, 0.03, 0.02]) * (1 - s) + np.array([0.2, 0.45, 0.15]) * s
-        ridge = h * 0.6 + h / 13 * np.sin(x / 21) + h / 26 * np.sin(x / 6 + 1)
-        img = np.where((y > ridge)[..., None], ground * (1 + 0.3 * np.sin(x / 3) * np.sin(y / 4))[..., None], img)
-        frames.append(np.clip(img, 0, 1).astype(np.float32))
-    return np.stack(frames)
-
-
 def test_lighting_change_on_keyframes_is_not_a_cut(real_clip):
     """4 sunrise-like keyframes x8 at 3 fps morph (issue 15, case 21): a change of light on the same
     structure is no scene cut, for a drawn landscape and for a real frame relit."""
     from engine.pipeline import interpolate
-    from shared import relight
+    from shared import relight, sunrise_keyframes
 
     drawn = sunrise_keyframes()
     relit = np.stack([relight(real_clip[20], g, tint, gm) for g, tint, gm in
@@ -186,6 +166,21 @@ def test_lighting_change_on_keyframes_is_not_a_cut(real_clip):
         distinct = {res.frames[i].numpy().tobytes() for i in range(25)}
         assert len(distinct) == 25, "every in-between is a morph, none a held keyframe"
         assert not res.report.get("warnings")
+
+
+def test_report_warns_when_most_pairs_are_cuts(real_clip):
+    """Keyframes that really are different pictures: the cuts are kept, and the report says so loudly."""
+    from engine.pipeline import format_report, interpolate
+    from shared import load_bench_clip
+
+    fox, phone = load_bench_clip("gen_ltxv_i2v_fox"), load_bench_clip("carphone")
+    import cv2
+    keys = np.stack([real_clip[0], fox[0], cv2.resize(phone[0], (448, 256)), fox[60]]).astype(np.float32) / 255
+    res = interpolate(torch.from_numpy(keys), "blend", multiplier=8, src_fps=3)
+    assert res.cuts == [0, 1, 2]
+    (warning,) = res.report["warnings"]
+    assert "3 of 3 frame pairs" in warning and "scene_cut_threshold" in warning
+    assert "WARNING: 3 of 3" in format_report(res.report)
 
 
 def test_real_footage_hard_cuts_are_all_found_and_light_changes_are_not():
@@ -205,9 +200,12 @@ def test_low_and_high_precision_frames_are_scored(dtype):
     """bf16 / fp16 / fp64 IMAGE batches: cut scoring works and agrees with fp32 (issue 15, case 12)."""
     from engine.pipeline import interpolate
 
+    import cv2
     rng = np.random.default_rng(3)
-    frames = torch.from_numpy(rng.random((4, 24, 32, 3), dtype=np.float32))
-    frames[2:] = frames[2:].flip(1) * 0.3  # a cut between 1 and 2
+    a, b = (cv2.GaussianBlur(rng.random((24, 40, 3), dtype=np.float32), (0, 0), 2) for _ in range(2))
+    shots = [a[:, k:k + 32] for k in (0, 2)] + [b[:, k:k + 32] * 0.5 for k in (0, 2)]  # a cut between 1 and 2
+    frames = torch.from_numpy(np.stack(shots))
+    frames = (frames - frames.min()) / (frames.max() - frames.min())
     ref = cut_scores(frames)
     got = cut_scores(frames.to(dtype))
     assert np.abs(got - ref).max() < 0.02

@@ -520,7 +520,8 @@ def test_bad_prompt_in_a_queue_does_not_stop_the_others(comfy, clip):
     third = comfy.queue(c)
 
     done = wait_history(comfy, [first, third])
-    expected = {first: (CLIP_FRAMES * 4 - 3, CLIP_FPS * 4), third: ((CLIP_FRAMES - 1) * 30 // 24 + 1, 30)}
+    # x4 inserts frames between neighbours; a target fps keeps the input's duration (ceil(12 * 30 / 24) frames)
+    expected = {first: (CLIP_FRAMES * 4 - 3, CLIP_FPS * 4), third: (-(-CLIP_FRAMES * 30 // 24), 30)}
     for pid, entry in done.items():
         assert entry["status"]["status_str"] == "success", entry["status"]
         videos = [f for node in entry["outputs"].values() for f in node.get("images", [])
@@ -540,7 +541,7 @@ def test_guard_and_fallback_settings_reach_the_run(comfy, clip):
     prompt[fs]["inputs"].update(cpu=False, quality_floor="reduce_resolution", on_exhausted="passthrough")
     prompt[vi]["inputs"]["target_fps"] = 60.0
     result = run_ok(comfy, prompt)
-    n_out = (CLIP_FRAMES - 1) * 60 // 24 + 1
+    n_out = -(-CLIP_FRAMES * 60 // 24)  # ceil: the output lasts as long as the input
     st = check_status_stream(result, vi, n_out)
     assert st[0]["batch"] == 3
     assert "24 -> 60 fps" in st[-1]["report"]
