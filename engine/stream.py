@@ -234,9 +234,12 @@ class FrameWindow:
                     "(frames * 255).round().astype(np.uint8)" if hasattr(frame, "dtype") and
                     np.issubdtype(np.dtype(str(frame.dtype).replace("torch.", "")), np.floating) else "")
             raise InputError(f"source frame {k} must be a uint8 [H, W, 3] RGB array, got {got}{hint}")
-        if self._last is not None and frame.shape != self._last.shape:
+        first = getattr(self, "_shape", None)
+        if first is None:
+            self._shape = first = frame.shape
+        if frame.shape != first:
             raise InputError(f"source frame {k} is {frame.shape[1]}x{frame.shape[0]} but the frames before it are "
-                             f"{self._last.shape[1]}x{self._last.shape[0]}: every frame must have the same size")
+                             f"{first[1]}x{first[0]}: every frame must have the same size")
 
     def raw(self, i: int) -> np.ndarray:
         """Source frame i as uint8 [H, W, 3]."""
