@@ -205,5 +205,5 @@ def test_chunked_h264_pieces_join_into_one_valid_stream_with_audio(ray_local, cl
     psnr = 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2, axis=(1, 2, 3)).clip(1e-9))
     assert psnr.min() > 32  # x264 restarting at each chunk: coding noise only
     info = probe(tmp_path / "out.mp4", count_frames=True)
-    assert info.frame_count == rep["frames_written"] == 118 and info.fps == 60 and info.has_audio
-    assert abs(info.duration - 118 / 60) < 1 / 60
+    assert info.frame_count == rep["frames_written"] == 120 and info.fps == 60 and info.has_audio  # 2 s at 60 fps
+    assert abs(info.duration - 2.0) < 1 / 60
