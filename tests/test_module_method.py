@@ -141,13 +141,13 @@ def test_restore_puts_the_weights_back():
 
 def test_pipeline_schedule_cuts_and_recovery_with_a_module(frames):
     module = ToyIFNet().eval()
-    # exact fps: 24 -> 60 from 5 frames: 4 * 60/24 + 1 = 11 outputs
+    # exact fps: 24 -> 60 from 5 frames keeps their duration: ceil(5 * 60/24) = 13 outputs
     res = interpolate(frames, ModuleMethod(module, "toy"), src_fps=24, dst_fps=60, cut_threshold=0)
-    assert res.frames.shape[0] == 11 and res.fps == Fraction(60)
+    assert res.frames.shape[0] == 13 and res.fps == Fraction(60)
     assert res.report["method"] == "toy"
     # a scene cut between frames 2 and 3 is held, never morphed
-    cut = frames * 0.3  # a dark shot, then a bright one
-    cut[3:] += 0.7
+    cut = frames.clone()  # a new shot from frame 3 on: another picture, not the same one relit
+    cut[3:] = frames[3:].flip(1).flip(2) * 0.3
     res = interpolate(cut, ModuleMethod(module, "toy"), multiplier=2, cut_threshold=0.3)
     assert res.cuts == [2]
     assert torch.equal(res.frames[5], cut[2]), "the in-between frame of the cut pair holds the earlier frame"
