@@ -167,7 +167,8 @@ def test_eta_counts_only_the_frames_that_are_interpolated():
     for m in (2, 3):
         interpolate(frames, method, multiplier=m, cut_threshold=0,
                     on_plan=lambda info, m=m: eta.__setitem__(m, info["plan"]["eta_s"]))
-    assert eta[3] == pytest.approx(2 * eta[2], rel=0.02)  # 8 vs 4 interpolated frames (13 vs 9 output frames)
+    # 8 vs 4 interpolated frames (counting outputs, 13 vs 9, gave 1.44x); the plan rounds to 0.01 s
+    assert eta[3] == pytest.approx(2 * eta[2], rel=0.02, abs=0.011)
 
 
 def test_calibration_separates_the_fixed_cost_of_an_item():

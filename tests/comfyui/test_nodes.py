@@ -686,7 +686,7 @@ def test_core_model_runs_through_our_schedule_guard_and_ladder(comfy, clip, core
     faults = [{"task": 3, "kind": "oom", "attempt": 0}, {"task": 3, "kind": "oom", "attempt": 1}]
     result = comfy.run(g, timeout=420, extra_data={"extra_pnginfo": {"video_engine_faults": faults}})
     result.raise_for_status()
-    n_out = (CLIP_FRAMES - 1) * 60 // 24 + 1
+    n_out = -(-CLIP_FRAMES * 60 // 24)  # a target fps keeps the clip's duration: ceil(N * 60 / 24)
     check_progress(result, "5", n_out)
     st = check_status_stream(result, "5", n_out)
     assert st[0]["batch"] == 4 and st[-1]["path"] == ["retry", "halve_batch"]
@@ -713,4 +713,5 @@ def test_core_model_run_can_be_cancelled(comfy, clip, core_model):
     result = comfy.run(g, timeout=420, on_message=on_message)
     assert sent and result.status == "interrupted", (result.status, result.error)
     st = statuses(result, "5")
-    assert st[-1]["phase"] == "error" and st[-1]["error"] == "interrupted" and st[-1]["done"] < st[-1]["total"]
+    assert st[-1]["phase"] == "cancelled" and st[-1]["error"] == "cancelled by the user"  # a Cancel is no error
+    assert st[-1]["done"] < st[-1]["total"]
