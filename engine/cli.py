@@ -242,9 +242,9 @@ def detect_family(path: Path) -> str:
 
 
 # ============================================================================ interpolate a file
-def _check_report_path(path, input_path, output_path, overwrite: bool) -> Path:
-    """The --report file, if it may be written: never the input or the output, never over a file without -y."""
-    p = safe_write.check_target(path, overwrite=overwrite, protect=[input_path], what="--report")
+def _check_report_path(path, inputs: list, output_path, overwrite: bool) -> Path:
+    """The --report file, if it may be written: never an input or the output, never over a file without -y."""
+    p = safe_write.check_target(path, overwrite=overwrite, protect=inputs, what="--report")
     if safe_write.same_file(p, output_path):
         raise InputError(f"--report '{p}' is also the OUTPUT; give the report its own name, such as report.json")
     parent = p.parent if str(p.parent) else Path(".")
@@ -307,7 +307,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
     timings: dict[str, float] = {}
     report: dict = dict(status="starting", input=str(input_path), output=str(output_path))
     if report_path is not None:
-        report_path = _check_report_path(report_path, input_path, output_path, overwrite)
+        report_path = _check_report_path(report_path, [input_path], output_path, overwrite)
     writer = encoder = bar = None
     try:
         # -- input and schedule (cheap checks first: nothing is loaded or created before they pass)
@@ -646,21 +646,22 @@ def _interpolate_on_ray(args, stop: StopFlag) -> dict:
 
     if args.keep_partial:
         raise InputError("--keep-partial is not available with --ray (a chunked run keeps nothing when stopped)")
-    report_path = _check_report_path(args.report) if args.report else None
+    report_path = _check_report_path(args.report, [args.input], args.output, args.overwrite) if args.report else None
     mode = _progress_mode(args.progress, args.quiet)
     report = distributed.interpolate_chunked(
         args.input, args.output, address=args.ray, chunk_frames=args.chunk_frames or CHUNK_FRAMES,
         options=_run_options(args), model=args.model, models_dir=args.models_dir, overwrite=args.overwrite,
         encode=_encode_options(args), progress=lambda total: Progress(mode, total), stop=stop)
     if report_path is not None:
-        write_report(report, report_path)
+        write_report(report, report_path, args.overwrite)
     return report
 
 
 def cmd_batch(args, stop: StopFlag) -> int:
     from . import distributed  # noqa: PLC0415 - Ray is optional
 
-    report_path = _check_report_path(args.report) if args.report else None
+    report_path = (_check_report_path(args.report, args.inputs, args.out_dir, args.overwrite)
+                   if args.report else None)
     mode = _progress_mode(args.progress, args.quiet)
     entries = distributed.run_batch(
         args.inputs, args.out_dir, options=_run_options(args), address=args.ray, model=args.model,
@@ -668,7 +669,7 @@ def cmd_batch(args, stop: StopFlag) -> int:
         progress=lambda total: Progress(mode, total), stop=stop)
     _out(distributed.summary_table(entries))
     if report_path is not None:
-        write_report(dict(videos=entries), report_path)
+        write_report(dict(videos=entries), report_path, args.overwrite)
     return EXIT_OK if all(e["status"] == "complete" for e in entries) else EXIT_FAILED
 
 

@@ -221,8 +221,7 @@ def interpolate_chunked(input_path, output_path, *, address: str, chunk_frames: 
     chunks = plan_chunks(sched, chunk_frames)
     spec = cli.resolve_model(model, cli.model_dirs(models_dir), models_dir)
     out = Path(output_path)
-    cli.check_output_is_not_input(input_path, out)
-    VideoWriter.check_path(out, overwrite)  # before any work: a bad output path fails in a second
+    VideoWriter.check_path(out, overwrite, protect=[input_path])  # before any work: fails in a second
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.chunks.", dir=out.parent if str(out.parent) else "."))
     pieces = [tmp / f"piece{c.index:05d}{out.suffix}" for c in chunks]
     try:
@@ -239,7 +238,7 @@ def interpolate_chunked(input_path, output_path, *, address: str, chunk_frames: 
                 raise RuntimeError(f"chunk {c.index} wrote {r['frames_written']} frames, expected {c.frames}")
         t_join = time.perf_counter()
         with VideoWriter(out, sched.dst_fps, info.width, info.height, overwrite=overwrite, template=pieces[0],
-                         audio_from=input_path if info.has_audio else None, **encode) as writer:
+                         protect=[input_path], audio_from=input_path if info.has_audio else None, **encode) as writer:
             for c, p in zip(chunks, pieces):
                 writer.append_file(p, c.frames)
         join_s = time.perf_counter() - t_join

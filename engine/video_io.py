@@ -1038,9 +1038,9 @@ class VideoWriter:
             self._audio.pump(self.duration)
 
     @staticmethod
-    def check_path(path, overwrite: bool) -> Path:
-        """The checks the constructor makes on ``path`` (a folder, no extension, exists, not writable)."""
-        return _check_output_path(path, overwrite)
+    def check_path(path, overwrite: bool, protect=()) -> Path:
+        """The checks the constructor makes on ``path`` (a folder, no extension, exists, an input, not writable)."""
+        return _check_output_path(path, overwrite, protect)
 
     def append_file(self, piece, n_frames: int) -> None:
         """Append an encoded video file made by a writer with the same settings, without re-encoding.

@@ -6,6 +6,7 @@ local Ray (2 CPUs) started once for the module. Output comparisons use the lossl
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -170,7 +171,7 @@ def test_batch_of_three_with_one_corrupt_video(ray_local, clip_with_cut, tmp_pat
     bad.write_bytes(Path(clip_with_cut).read_bytes()[:3000])  # truncated: no frames decodable
     out = tmp_path / "out"
     code = cli.main(["batch", str(good[0]), str(bad), str(good[1]), "--out-dir", str(out), "--ray", "local",
-                     "--progress", "none"])
+                     "--progress", "none", "--report", str(tmp_path / "batch.json")])
     stdout = capsys.readouterr().out
     assert code == 1  # one failed
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "c.mp4"]
@@ -180,6 +181,8 @@ def test_batch_of_three_with_one_corrupt_video(ray_local, clip_with_cut, tmp_pat
     assert any(ln.startswith("failed") and "b.mp4" in ln for ln in lines)
     assert sum(ln.startswith("complete") for ln in lines) == 2
     assert "2 of 3 videos done, 1 failed" in stdout
+    videos = json.loads((tmp_path / "batch.json").read_text())["videos"]
+    assert [v["status"] for v in videos] == ["complete", "failed", "complete"]
 
 
 def test_batch_without_ray_runs_in_this_process_and_refuses_name_clashes(clip_with_cut, tmp_path):
