@@ -277,11 +277,7 @@ def _peak_rss_bytes() -> int | None:
 
 
 def check_output_is_not_input(input_path, output_path) -> None:
-    try:
-        same = Path(output_path).resolve() == Path(input_path).resolve()
-    except OSError:
-        same = False
-    if same:
+    if safe_write.same_file(output_path, input_path):
         raise InputError(f"the output '{output_path}' is the input file; choose another output name")
 
 
