@@ -27,20 +27,23 @@ def open_canvas(comfy, page):
     page.wait_for_timeout(1000)
 
 
-def search(page, term: str, shot=None) -> list[str]:
-    """Open the search box as a user does (double-click on empty canvas), type `term`, return the
-    titles of the listed nodes in order (a screenshot of the open list to `shot`, if given)."""
+def open_search_box(page):
+    """Double-click on empty canvas as a user does until the node search box opens; return its field."""
     box = page.locator("input[role=combobox]:visible, input[placeholder]:visible")
-    for attempt in range(6):  # the first double-click after loading can land before the canvas listens
+    for attempt in range(6):  # a double-click can land before the canvas listens, or while a box closes
         page.mouse.dblclick(700 + 15 * attempt, 520)
         try:
             box.last.wait_for(timeout=3000)
-            break
+            return box.last
         except Exception:  # noqa: BLE001 - playwright's TimeoutError; retry
             continue
-    else:
-        raise AssertionError("the node search box did not open on a double-click")
-    field = box.last
+    raise AssertionError("the node search box did not open on a double-click")
+
+
+def search(page, term: str, shot=None) -> list[str]:
+    """Open the search box, type `term`, return the titles of the listed nodes in order (a
+    screenshot of the open list to `shot`, if given)."""
+    field = open_search_box(page)
     field.press_sequentially(term, delay=25)
     page.wait_for_function("([sel, t]) => { const i = [...document.querySelectorAll(sel)].pop();"
                            " return i && i.value === t && document.querySelectorAll('[role=option]').length > 0; }",
@@ -78,10 +81,7 @@ def test_choosing_the_result_adds_the_node(comfy, page):
     if comfy.version < (0, 25):
         pytest.skip("'rife' does not find the node on ComfyUI 0.3.75 (no search_aliases there)")
     open_canvas(comfy, page)
-    search(page, "rife")  # opens, types, waits for the list, closes
-    page.mouse.dblclick(700, 520)
-    field = page.locator("input[role=combobox]:visible, input[placeholder]:visible").last
-    field.wait_for(timeout=10_000)
+    field = open_search_box(page)
     field.press_sequentially("rife", delay=25)
     option = page.locator("[role=option]", has_text=OURS).first
     option.wait_for(timeout=15_000)
