@@ -68,6 +68,8 @@ class Strategy:
         return scale
 
 
+ADAPTIVE_MAX_BATCH_CPU = 4  # the adaptive strategy's largest batch on the CPU
+
 STRATEGIES = {
     "speed_first": Strategy("speed_first", 16, 1, "fp16", 0.90, flow_scale_from={720: 0.5}, precision_cpu="fastest"),
     "quality_first": Strategy("quality_first", 4, 1, "fp32", 0.80, ensemble=True, refine=True),
@@ -264,7 +266,8 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
             why += f"; even batch 1 is predicted at {cal.peak(1, px) / 2**30:.2f} GiB, the recovery ladder will step in"
     settings = base.but(batch_size=bs)
     eta = cal.seconds(tasks, px) * (2 if ensemble else 1)
-    adapt = AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else 4) if st.adaptive else None
+    adapt = (AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else ADAPTIVE_MAX_BATCH_CPU)
+             if st.adaptive else None)
     return Plan(settings, strategy, why, cal.peak(bs, px), free, eta, adapt)
 
 
@@ -278,26 +281,45 @@ def _fastest_cpu_precision(method: Method, flow_scale: float) -> str:
 
 
 class AdaptiveBatch:
-    """Between batches: grow the batch while throughput improves and memory allows, shrink it when
-    measured free memory runs low. Returns the new batch size (or None to keep it)."""
+    """The batch size while an adaptive run goes on (the runner asks after every batch, the ladder
+    reports every recovery step): grow the batch while throughput improves and memory allows,
+    shrink it when measured free memory runs low. Returns the new batch size (or None to keep it).
+
+    Free memory is measured on the device the run is on now (after the ladder's `cpu` rung: RAM,
+    not the GPU it planned for). After a recovery step the throughput measured under the old
+    settings is forgotten, and after an out-of-memory error the batch never grows back to the size
+    that failed.
+    """
 
     def __init__(self, cal: Calibration, px: int, device: str, headroom: float, max_batch: int):
         self.cal, self.px, self.device, self.headroom, self.max_batch = cal, px, device, headroom, max_batch
         self.rate: dict[int, float] = {}
         self.changes: list[tuple[int, int]] = []
+        self.ceiling = max_batch  # lowered below every batch size that ran out of memory
+
+    def _cap(self, device) -> int:
+        same_kind = str(device).startswith("cuda") == str(self.device).startswith("cuda")
+        return min(self.ceiling, self.max_batch if same_kind else ADAPTIVE_MAX_BATCH_CPU)
+
+    def after_recovery(self, failed: Settings, kind: str) -> None:
+        """The ladder's report: the batch with `failed` settings raised `kind` and a rung was taken."""
+        self.rate.clear()
+        if kind == "oom":
+            self.ceiling = max(1, min(self.ceiling, failed.batch_size - 1))
 
     def __call__(self, items: int, seconds: float, settings: Settings):
         bs = settings.batch_size
         if items == bs and seconds > 0:
             self.rate[bs] = items / seconds
-        free = free_memory_bytes(self.device)  # measured now, between batches
-        fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom  # noqa: E731
+        free = free_memory_bytes(settings.device)  # measured now, between batches, where the run is
+        cap = self._cap(settings.device)
+        fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom and b <= cap  # noqa: E731
         new = bs
         if not fits(bs) and bs > 1:
             new = max([b for b in range(1, bs) if fits(b)] or [1])
         elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:
             new = bs - 1  # the bigger batch was slower: step back, and stay there
-        elif bs < self.max_batch and fits(bs + 1) and (bs + 1) not in self.rate:
+        elif bs < cap and fits(bs + 1) and (bs + 1) not in self.rate:
             new = bs + 1  # try one bigger
         if new != bs:
             self.changes.append((bs, new))

@@ -216,7 +216,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
         except BatchFailed as bf:
             kind = classify(bf.cause)
             if not is_retryable(kind):
-                raise bf.cause.with_traceback(None) from None
+                raise bf.cause from None  # a genuine bug: its own traceback, without the BatchFailed wrapper
             failed = dict(at=bf.at, kind=kind.value, error=describe(bf.cause), time=round(time.time(), 3),
                           settings=bf.settings.as_dict(), method=state.method.describe())
             if bf.at > seg_start:
@@ -225,6 +225,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
                 if any(not sched.entry(k).is_source for k in range(seg_start, bf.at)):  # it interpolated
                     result.final_settings, result.method_description = bf.settings, state.method.describe()
             start = bf.at
+            state.settings = bf.settings  # what ran (an adaptive run may have changed the batch size)
             del bf
         # -- outside the except block: the failed attempt's frames are gone, caches can be emptied
         free_memory(state.settings.device)
@@ -245,6 +246,8 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
                             result.passthrough_frames)
                 break
             raise LadderExhausted(exhausted_message(policy, result.events, start, attempts), result.events)
+        if adapt is not None:
+            adapt.after_recovery(state.settings, failed["kind"])
         rung, state.method, state.settings = nxt
         failed["rung"] = rung
         failed["next_settings"] = state.settings.as_dict()

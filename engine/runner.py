@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, is_interrupt
 from .methods import Method
 from .schedule import Schedule
 
@@ -183,10 +183,8 @@ class Runner:
                         log.debug("adaptive batch size %d -> %d at output %d", bs, new_bs, n)
                         bs = int(new_bs)
                         self.settings = self.settings.but(batch_size=bs)
-        except (Cancelled, KeyboardInterrupt, InputError):
-            raise
         except Exception as exc:  # noqa: BLE001 - the ladder classifies it
-            if type(exc).__name__ == "InterruptProcessingException":
+            if isinstance(exc, InputError) or is_interrupt(exc):
                 raise
             raise BatchFailed(n, exc, self.settings) from exc
         finally:

@@ -134,6 +134,25 @@ def test_input_errors_interrupts_and_bugs_are_never_retried(kind, exc):
     assert injector.tries[3] == 1  # one try, no retry
 
 
+def test_a_genuine_bug_keeps_its_own_traceback():
+    """Not retried, and raised with the traceback of where it happened (not stripped, not wrapped)."""
+    import traceback
+
+    class Buggy(BlendMethod):
+        def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
+            return self._compute_the_frame(s0)
+
+        def _compute_the_frame(self, s0):
+            return {}["missing key"]
+
+    sched = make_schedule(N, 2)
+    with pytest.raises(KeyError) as e:
+        run(FRAMES, sched, Buggy(), Settings(batch_size=1), allocate_output(sched.n_out, H, W))
+    frames = [f.name for f in traceback.extract_tb(e.value.__traceback__)]
+    assert frames[-1] == "_compute_the_frame" and "interpolate" in frames, frames
+    assert e.value.__suppress_context__, "shown without the runner's BatchFailed wrapper"
+
+
 def test_comfy_interrupt_is_reraised_at_once():
     class InterruptProcessingException(Exception):
         pass
