@@ -35,7 +35,9 @@ from . import ladder as ladder_mod
 from . import options as options_mod
 from .errors import Cancelled, InputError, describe
 from .methods import BLEND, BUILTIN_FLOW, BUILTINS
-from .options import Options, fps_text
+from .options import Options
+from .resources import GIB
+from .schedule import fps_text
 from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, to_uint8
 from .video_io import VideoIOError, VideoWriter, make_sample_clip, probe
 
@@ -596,7 +598,7 @@ def _summary(report: dict) -> str:
     return (f"wrote {report['output']}: {report['frames_written']} frames {w}x{h} at "
             f"{fps_text(Fraction(report['dst_fps']))} fps (from {report['frames_in']} frames at "
             f"{fps_text(Fraction(report['src_fps']))} fps), {report['method']}, audio {audio}, "
-            f"{report['timings']['total_s']:.1f}s" + (f", peak RAM {peak / 2**30:.2f} GiB" if peak else ""))
+            f"{report['timings']['total_s']:.1f}s" + (f", peak RAM {peak / GIB:.2f} GiB" if peak else ""))
 
 
 def _run_options(args) -> Options:

@@ -29,7 +29,6 @@ FILM has no flow scale and no ensemble: it takes each strategy's batch and preci
 from __future__ import annotations
 
 import logging
-import math
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import InputError
-from .methods import Method, resolve_dtype
+from .methods import Method, padded, resolve_dtype
 from .options import Options
-from .resources import available_ram_bytes
+from .resources import GIB, available_ram_bytes
 from .runner import Settings
 
 log = logging.getLogger(__name__)
@@ -155,8 +154,7 @@ def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibrati
         return _CALIBRATIONS[key]
     method.to(settings.device, settings.dtype)
     m = method.pad_multiple(settings.flow_scale)
-    side = max(probe, m)
-    side = math.ceil(side / m) * m
+    side = padded(max(probe, m), m)
     px = side * side
     gen = torch.Generator().manual_seed(0)
     imgs = torch.rand(3, 3, side, side, generator=gen).to(settings.device)
@@ -250,7 +248,7 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
         return Plan(base.but(batch_size=bs), strategy, f"{method.describe()} runs on the CPU")
     cal = calibrate(method, base)
     mult = method.pad_multiple(base.flow_scale)
-    px = math.ceil(h / mult) * mult * math.ceil(w / mult) * mult
+    px = padded(h, mult) * padded(w, mult)
     free = free_memory_bytes(dev)
     budget = free * st.headroom
     if batch_size is not None:
@@ -261,9 +259,9 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
         while bs > 1 and cal.peak(bs, px) > budget:
             bs -= 1
         why = (f"largest batch <= {cap} whose predicted peak fits {st.headroom:.0%} of "
-               f"{free / 2**30:.1f} GiB free" if on_cuda else f"{strategy} uses batch {cap} on the CPU")
+               f"{free / GIB:.1f} GiB free" if on_cuda else f"{strategy} uses batch {cap} on the CPU")
         if cal.peak(bs, px) > budget:
-            why += f"; even batch 1 is predicted at {cal.peak(1, px) / 2**30:.2f} GiB, the recovery ladder will step in"
+            why += f"; even batch 1 is predicted at {cal.peak(1, px) / GIB:.2f} GiB, the recovery ladder will step in"
     settings = base.but(batch_size=bs)
     eta = cal.seconds(tasks, px) * (2 if ensemble else 1)
     adapt = (AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else ADAPTIVE_MAX_BATCH_CPU)

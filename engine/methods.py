@@ -62,6 +62,11 @@ class Method:
         return self.name
 
 
+def padded(n: int, multiple: int) -> int:
+    """n rounded up to a multiple of `multiple` (the size a frame is padded to for a method)."""
+    return -(-int(n) // multiple) * multiple
+
+
 class _NetMethod(Method):
     network = True
     net: torch.nn.Module

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import InputError
-from .schedule import CUT_FILL_MODES, Schedule, as_fraction, cuts_enabled, make_schedule
+from .schedule import CUT_FILL_MODES, Schedule, as_fraction, cuts_enabled, fps_text, make_schedule
 
 MAX_MULTIPLIER = 16
 MAX_FPS_RATIO = 16  # a target fps may be at most this many times the source fps
@@ -30,13 +30,6 @@ DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
 
 def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def fps_text(fps: Fraction | None) -> str:
-    """24, or 30000/1001 (~29.970): how a frame rate is shown to users."""
-    if fps is None:
-        return "?"
-    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
 
 
 def check_multiplier(v) -> int | None:
@@ -193,7 +186,3 @@ class Options:
         if self.dst_fps is not None:
             return make_schedule(n_in, None, src_fps=self.src_fps, dst_fps=self.dst_fps, cut_fill=self.cut_fill)
         return make_schedule(n_in, self.effective_multiplier, src_fps=self.src_fps, cut_fill=self.cut_fill)
-
-    def as_dict(self) -> dict:
-        return {f.name: (str(v) if isinstance(v, Fraction) else v)
-                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}

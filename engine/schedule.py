@@ -52,6 +52,13 @@ def as_fraction(value, what: str = "frame rate") -> Fraction:
     return out
 
 
+def fps_text(fps: Fraction | None) -> str:
+    """24, or 30000/1001 (~29.970): how a frame rate is shown to users."""
+    if fps is None:
+        return "?"
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
+
+
 def _float_rate(value: float) -> Fraction:
     if not math.isfinite(value):
         raise ValueError("not finite")

@@ -16,7 +16,8 @@ Problems the user can fix (missing or corrupt input, unwritable output, bad
 frame rate, ...) raise :class:`VideoIOError`, whose message says what is wrong
 and what to do about it.
 
-This module is plain Python + numpy + PyAV; it must not import ComfyUI or torch.
+This module is plain Python + numpy + PyAV: frames are numpy arrays, no torch code runs here
+(torch is imported only through engine.errors), and it never imports ComfyUI.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from .errors import InputError
-from .schedule import as_fraction
+from .schedule import as_fraction, fps_text
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +119,6 @@ def as_fps(fps) -> Fraction:
         return as_fraction(fps, "frame rate")
     except InputError as exc:
         raise VideoIOError(str(exc)) from None
-
-
-def _fmt_fps(fps: Fraction) -> str:
-    return f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})" if fps.denominator != 1 else str(fps.numerator)
 
 
 def _is_attached_pic(stream) -> bool:
@@ -354,7 +351,7 @@ class VideoReader:
         self._assume_709 = self.info.height >= 720 or self.info.width >= 1280
         logger.debug(
             "opened %s: %dx%d @ %s fps, codec %s, ~%s frames",
-            self.path, self.width, self.height, _fmt_fps(self.fps), self.info.codec, self.info.frame_count,
+            self.path, self.width, self.height, fps_text(self.fps), self.info.codec, self.info.frame_count,
         )
 
     # convenience mirrors of info
@@ -798,10 +795,10 @@ class VideoWriter:
         self.out_width, self.out_height = self._fit_size(odd_size)
         fps_enc = self.fps
         if self.codec == "mpeg4" and fps_enc > 65535:
-            raise VideoIOError(f"{_fmt_fps(fps_enc)} fps is too high for the mpeg4 encoder (max 65535).")
+            raise VideoIOError(f"{fps_text(fps_enc)} fps is too high for the mpeg4 encoder (max 65535).")
         if self.codec == "mpeg4" and fps_enc.numerator > 65535:
             fps_enc = _limit_numerator(fps_enc, 65535)
-            logger.warning("mpeg4 cannot store %s fps exactly; using %s", _fmt_fps(self.fps), _fmt_fps(fps_enc))
+            logger.warning("mpeg4 cannot store %s fps exactly; using %s", fps_text(self.fps), fps_text(fps_enc))
         self._time_base = 1 / fps_enc
         self._fps_enc = fps_enc
 
@@ -862,7 +859,7 @@ class VideoWriter:
             except (av.error.FFmpegError, ValueError) as exc:
                 raise VideoIOError(
                     f"Cannot set up the {self.codec} encoder for {self.out_width}x{self.out_height} {self.pix_fmt} "
-                    f"at {_fmt_fps(fps_enc)} fps ({exc}). Check the codec settings (crf, preset, bit_rate)."
+                    f"at {fps_text(fps_enc)} fps ({exc}). Check the codec settings (crf, preset, bit_rate)."
                 ) from exc
             self._stream = stream
             self._reformatter = VideoReformatter()
@@ -876,7 +873,7 @@ class VideoWriter:
             raise
         logger.info(
             "writing %s: %dx%d @ %s fps, %s %s (temporary file %s)",
-            self.path, self.out_width, self.out_height, _fmt_fps(self.fps), self.codec, self.pix_fmt, self._tmp.name,
+            self.path, self.out_width, self.out_height, fps_text(self.fps), self.codec, self.pix_fmt, self._tmp.name,
         )
 
     # ---------------------------------------------------------------- setup helpers
@@ -944,10 +941,6 @@ class VideoWriter:
                 pass
 
     # ---------------------------------------------------------------- writing
-
-    @property
-    def closed(self) -> bool:
-        return self._state != "open"
 
     @property
     def duration(self) -> float:

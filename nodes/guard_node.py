@@ -9,13 +9,12 @@ from comfy_api.latest import io
 from ..engine.errors import InputError
 from ..engine.guard import STRATEGIES
 from ..engine.options import check_device, check_flow_scale, check_strategy
-from ..engine.resources import snapshot
-from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, GuardSocket, schema_extras
+from ..engine.resources import GIB, snapshot
+from .types import CATEGORY, GuardSettings, GuardSocket, schema_extras
 
 log = logging.getLogger(__name__)
 
 DEVICES = ["auto", "cpu", "cuda"]
-GIB = 1024 ** 3
 
 
 def comfy_device(requested: str) -> str:
@@ -138,4 +137,4 @@ class PerformanceGuard(io.ComfyNode):
         return io.NodeOutput(settings, guard_report(settings))
 
 
-__all__ = ["PerformanceGuard", "comfy_device", "guard_report", "describe_strategy", "SEARCH_ALIASES"]
+__all__ = ["PerformanceGuard", "comfy_device", "guard_report", "describe_strategy"]

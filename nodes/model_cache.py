@@ -93,8 +93,3 @@ def prepare_for_run(loaded: LoadedModel, device: str) -> None:
             mm.load_models_gpu([loaded.patcher], force_full_load=True)
         else:
             mm.load_model_gpu(loaded.patcher)
-
-
-def clear() -> None:
-    with _lock:
-        _cache.clear()

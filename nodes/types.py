@@ -1,7 +1,7 @@
 """Socket types and shared names of the Video Engine nodes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from comfy_api.latest import io
 
@@ -30,6 +30,3 @@ class GuardSettings:
     batch_size: int | None = None  # None = the strategy decides
     flow_scale: float | None = None  # None = the strategy decides
     monitor_interval: float = 0.25
-
-    def as_dict(self) -> dict:
-        return asdict(self)
