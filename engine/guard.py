@@ -59,6 +59,21 @@ class Strategy:
     adaptive: bool = False
     lean: bool = False  # warp the two frames separately: no stacked copy (less memory, slightly slower)
 
+    def describe(self) -> str:
+        """The strategy's choices in words (PerformanceGuard's report)."""
+        cpu_prec = "fp32 or bf16, whichever measures faster" if self.precision_cpu == "fastest" else self.precision_cpu
+        scales = ", ".join(f"{s:g} from {h}p up" for h, s in sorted(self.flow_scale_from.items()))
+        parts = [
+            f"batch up to {self.max_batch_cuda} on CUDA, {self.batch_cpu} on the CPU, within {self.headroom:.0%} of "
+            "free memory" + (" (re-sized after every batch from measured memory and speed)" if self.adaptive else ""),
+            f"{self.precision_cuda} on CUDA, {cpu_prec} on the CPU (RIFE, FILM; the other methods are always fp32)",
+            "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
+            "test-time ensemble on" if self.ensemble else "no ensemble",
+        ]
+        if self.refine:
+            parts.append("refinement network where the model has one")
+        return f"strategy {self.name}: " + "; ".join(parts)
+
     def flow_scale_for(self, height: int) -> float:
         scale = 1.0
         for min_h, s in sorted(self.flow_scale_from.items()):

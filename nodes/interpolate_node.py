@@ -12,7 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from ..engine.errors import Cancelled, InputError
-from ..engine.ladder import FAULT_KINDS, Fault
+from ..engine.ladder import parse_faults
 from ..engine.options import PRECISIONS, Options
 from ..engine.pipeline import format_report, interpolate
 from ..engine.resources import render_timeline_png
@@ -127,13 +127,7 @@ def drill_faults(extra_pnginfo) -> list | None:
     spec = extra_pnginfo.get(DRILL_KEY) if isinstance(extra_pnginfo, dict) else None
     if not spec:
         return None
-    faults = []
-    for f in spec:
-        if not isinstance(f, dict) or f.get("kind", "oom") not in FAULT_KINDS or not isinstance(f.get("task"), int):
-            raise ValueError(f"bad {DRILL_KEY} entry {f!r}: need {{task: int, kind: one of {sorted(FAULT_KINDS)}, "
-                             "attempt: int or null, device: 'cpu'|'cuda'|null}")
-        faults.append(Fault(task=f["task"], kind=f.get("kind", "oom"), attempt=f.get("attempt", 0),
-                            device=f.get("device")))
+    faults = parse_faults(spec, DRILL_KEY)
     log.warning("Video Engine: drill, injecting %d fault(s): %s", len(faults), faults)
     return faults
 

@@ -168,6 +168,23 @@ def test_comfy_interrupt_is_reraised_at_once():
     assert len(calls) == 2
 
 
+def test_fault_specs_parse_or_say_what_is_wrong():
+    from engine.ladder import parse_faults
+
+    assert parse_faults([{"task": 3}, {"task": 5, "kind": "driver", "attempt": None, "device": "cuda"}]) == [
+        Fault(3, "oom", 0), Fault(5, "driver", None, "cuda")]
+    for bad in ([{"task": "3"}], [{"task": 1, "kind": "meteor"}], ["oom"]):
+        with pytest.raises(InputError, match="bad faults entry"):
+            parse_faults(bad)
+
+
+def test_policy_describes_itself():
+    text = Policy(rungs=("retry", "cpu", "blend"), quality_floor="cpu", max_attempts=3).describe()
+    assert "1. retry: retry the failed batch once" in text and "2. cpu: move to the CPU" in text
+    assert "switched off: halve_batch, flow_scale, reduce_resolution, builtin_flow" in text
+    assert "below the quality floor 'cpu', never used: blend" in text and "at most 3 recovery attempt(s)" in text
+
+
 def test_policy_validation():
     with pytest.raises(InputError):
         Policy(rungs=("retry", "pray"))
