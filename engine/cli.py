@@ -34,7 +34,8 @@ from . import guard as guard_mod
 from . import ladder as ladder_mod
 from . import options as options_mod
 from .errors import Cancelled, InputError, describe
-from .methods import BLEND, BUILTIN_FLOW, BUILTINS
+from . import models
+from .models import BLEND, BUILTIN_FLOW
 from .options import Options
 from .resources import GIB
 from .schedule import fps_text
@@ -46,8 +47,6 @@ log = logging.getLogger("engine.cli")  # not __name__: that is "__main__" under 
 PROG = "python -m engine.cli"
 CHUNK_FRAMES = 600  # --chunk-frames default: source frames per Ray task
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-COMFY_SUBDIR = "frame_interpolation"
-_BUILTIN_ALIASES = ("builtin", "flow")
 
 
 # ============================================================================ progress
@@ -165,60 +164,22 @@ class Interrupted(Exception):
 
 
 # ============================================================================ models
-def default_models_dir() -> Path:
-    """$VE_MODELS, else models/ inside the engine cache ($VE_CACHE or ~/.cache/video-engine)."""
-    env = os.environ.get("VE_MODELS")
-    return Path(env).expanduser() if env else fetch_mod.cache_dir() / "models"
-
-
-def comfyui_models_dir() -> tuple[Path, str] | None:
-    """ComfyUI's models/frame_interpolation folder and how it was found, or None.
-
-    $COMFYUI_MODEL_DIR (ComfyUI's models folder, or frame_interpolation itself), then
-    $COMFYUI_PATH (the ComfyUI folder), then the folders above this pack when it is installed as
-    ComfyUI/custom_nodes/<pack>.
-    """
-    env = os.environ.get("COMFYUI_MODEL_DIR")
-    if env:
-        p = Path(env).expanduser()
-        return (p if p.name == COMFY_SUBDIR else p / COMFY_SUBDIR), "$COMFYUI_MODEL_DIR"
-    env = os.environ.get("COMFYUI_PATH")
-    if env:
-        return Path(env).expanduser() / "models" / COMFY_SUBDIR, "$COMFYUI_PATH"
-    pack = Path(__file__).resolve().parents[1]
-    for anc in pack.parents:
-        if anc.name == "custom_nodes" and (anc.parent / "models").is_dir():
-            return anc.parent / "models" / COMFY_SUBDIR, f"ComfyUI install at {anc.parent}"
-    return None
-
-
-def model_dirs(models_dir=None) -> list[Path]:
-    dirs = [Path(models_dir).expanduser() if models_dir else default_models_dir()]
-    comfy = comfyui_models_dir()
-    if comfy is not None:
-        dirs.append(comfy[0])
-    return dirs
-
-
 def _fetch_hint(name: str, models_dir=None) -> str:
     return f"{PROG} models fetch {name}" + (f" --models-dir {models_dir}" if models_dir else "")
 
 
 def resolve_model(spec: str | None, dirs: list[Path], models_dir=None) -> str | None:
     """A built-in name, or the path of an existing weights file; never downloads anything."""
-    if spec in (None, "") or spec in BUILTINS or spec in _BUILTIN_ALIASES:
+    if models.builtin(spec) is not None:
         return spec or None
     p = Path(spec).expanduser()
-    if p.is_file():
-        return str(p)
     if p.is_dir():
         raise InputError(f"--model '{spec}' is a directory; give a weights file or a built-in method "
-                         f"({', '.join(BUILTINS)})")
-    if not p.is_absolute():  # a name inside a model folder, sub-folders included ("rife/rife49.pth")
-        for d in dirs:
-            if (d / p).is_file():
-                return str(d / p)
-    where = ", ".join(str(d) for d in dirs)
+                         f"({', '.join(models.BUILTINS)})")
+    found = models.find(p, dirs)  # a file, or a name inside a model folder ("rife/rife49.pth")
+    if found is not None:
+        return found
+    where = models.where(dirs)
     if p.name in fetch_mod.SOURCES:
         src = fetch_mod.SOURCES[p.name]
         raise InputError(f"model '{spec}' is not downloaded yet (looked in {where}); nothing is downloaded during a "
@@ -227,13 +188,6 @@ def resolve_model(spec: str | None, dirs: list[Path], models_dir=None) -> str | 
     raise InputError(f"model '{spec}' not found (looked in {where}); `{PROG} models list` shows what is there, "
                      f"`{PROG} models fetch NAME` downloads one of {', '.join(fetch_mod.SOURCES)}, "
                      f"or use the built-in '{BUILTIN_FLOW}' (no download)")
-
-
-def weight_files(folder: Path) -> list[Path]:
-    """Weight files in folder and its sub-folders (as ComfyUI lists them), sorted."""
-    from .zoo import WEIGHT_SUFFIXES
-
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
 
 
 def detect_family(path: Path) -> str:
@@ -326,7 +280,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         report.update(frames_in=n_in, frames_out=hi - lo, size=[info.width, info.height],
                       src_fps=str(info.fps), dst_fps=str(sched.dst_fps))
         check_output_is_not_input(input_path, output_path)
-        spec = resolve_model(model, model_dirs(models_dir), models_dir)
+        spec = resolve_model(model, models.model_dirs(models_dir), models_dir)
         log.info("input %s: %dx%d, %s fps, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
                  n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
@@ -667,9 +621,9 @@ def cmd_models_list(args) -> int:
     _out("Built-in methods (no download):")
     _out(f"  {BUILTIN_FLOW:<24} built-in optical flow (OpenCV DIS), the default")
     _out(f"  {BLEND:<24} linear blend (fastest, lowest quality)")
-    folders = [("model folder", Path(args.models_dir).expanduser() if args.models_dir else default_models_dir(),
+    folders = [("model folder", Path(args.models_dir).expanduser() if args.models_dir else models.default_models_dir(),
                 "--models-dir" if args.models_dir else ("$VE_MODELS" if os.environ.get("VE_MODELS") else "default"))]
-    comfy = comfyui_models_dir()
+    comfy = models.comfyui_models_dir()
     if comfy is not None:
         folders.append(("ComfyUI models/frame_interpolation", comfy[0], comfy[1]))
     n_files = 0
@@ -678,7 +632,7 @@ def cmd_models_list(args) -> int:
         if not folder.is_dir():
             _out(f"{label} ({how}): {folder} (not found)")
             continue
-        files = weight_files(folder)
+        files = models.weight_files(folder)
         _out(f"{label} ({how}): {folder}" + ("" if files else " (no weight files)"))
         for f in files:
             n_files += 1
@@ -706,7 +660,7 @@ def cmd_models_fetch(args) -> int:
     unknown = [n for n in names if n not in fetch_mod.SOURCES]
     if unknown:
         raise InputError(f"unknown weights {unknown[0]!r}; known: {', '.join(fetch_mod.SOURCES)} (or 'all')")
-    dest = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
+    dest = Path(args.models_dir).expanduser() if args.models_dir else models.default_models_dir()
     for name in names:
         src = fetch_mod.SOURCES[name]
         present = (dest / src.name).is_file()

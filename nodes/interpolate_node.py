@@ -13,6 +13,7 @@ from comfy_api.latest import io
 
 from ..engine.errors import Cancelled, InputError
 from ..engine.ladder import parse_faults
+from ..engine.models import BUILTIN_FLOW, BUILTINS
 from ..engine.options import PRECISIONS, Options
 from ..engine.pipeline import format_report, interpolate
 from ..engine.resources import render_timeline_png
@@ -28,13 +29,12 @@ DRILL_KEY = "video_engine_faults"  # extra_pnginfo key: injected failures for dr
 
 
 def model_choices() -> list[str]:
-    return list(model_cache.BUILTIN_CHOICES) + [m for m in model_folder.list_models()
-                                                 if m not in model_cache.BUILTIN_CHOICES]
+    return list(BUILTINS) + [m for m in model_folder.list_models() if m not in BUILTINS]
 
 
 def check_model(model) -> str | None:
     """None when `model` names a built-in method or a file in the model folder, else what is wrong."""
-    if isinstance(model, str) and (model in model_cache.BUILTIN_CHOICES or model_folder.full_path(model)):
+    if isinstance(model, str) and (model in BUILTINS or model_folder.full_path(model)):
         return None
     if isinstance(model, str) and model:
         return model_folder.missing_message(model)
@@ -57,7 +57,7 @@ def run_inputs(source_fps: bool) -> list:
     precision, then the optional guard and fallback sockets."""
     need_src = " Needs the right source_fps." if source_fps else ""
     inputs = [
-        io.Combo.Input("model", options=model_choices(), default="builtin-flow",
+        io.Combo.Input("model", options=model_choices(), default=BUILTIN_FLOW,
                        tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
                                "Other entries: RIFE or FILM weights (.safetensors, .pth, .pkl) found in "
                                "models/frame_interpolation."),

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import comfy.model_management as mm
 import comfy.model_patcher
 
-from ..engine.methods import BLEND, BUILTIN_FLOW, Method, load_method
+from ..engine.methods import Method, load_method
+from ..engine.models import BUILTINS
 from ..engine.zoo import CheckpointError
 from . import model_folder
 
 log = logging.getLogger(__name__)
 
-BUILTIN_CHOICES = (BUILTIN_FLOW, BLEND)
 
 
 class ModelFileError(RuntimeError):
@@ -49,7 +49,7 @@ def _file_key(path: str) -> tuple:
 
 def get(name: str) -> LoadedModel:
     """The method for a model combo value: a built-in name or a file in the model folder."""
-    if name in BUILTIN_CHOICES:
+    if name in BUILTINS:
         return LoadedModel(load_method(name))  # cheap, and per-run state stays per run
     path = model_folder.full_path(name)
     if path is None:
