@@ -25,7 +25,6 @@ from . import model_folder
 log = logging.getLogger(__name__)
 
 
-
 class ModelFileError(RuntimeError):
     """A missing or unreadable weights file; the message names the folder and the file."""
 
