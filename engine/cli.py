@@ -19,6 +19,7 @@ output name: the temporary file is removed, or with --keep-partial finalised as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -39,13 +40,15 @@ from .models import BLEND, BUILTIN_FLOW
 from .options import Options
 from .resources import GIB
 from .schedule import fps_text
+from .samples import make_sample_clip
 from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, to_uint8
-from .video_io import VideoIOError, VideoWriter, make_sample_clip, probe
+from .video_io import VideoIOError, VideoWriter, probe
 
 log = logging.getLogger("engine.cli")  # not __name__: that is "__main__" under python -m
 
 PROG = "python -m engine.cli"
 CHUNK_FRAMES = 600  # --chunk-frames default: source frames per Ray task
+HANDLER_NAME = "video-engine-cli"  # the stderr log handler setup_logging installs (and replaces)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 
 
@@ -65,12 +68,15 @@ class Progress:
         self._last_t = None
         self._last_frac = -1.0
         self.done = 0
+        self._redirect = contextlib.ExitStack()
         if mode == "bar":
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
+            # log lines are written above the bar while it is shown (tqdm's own redirection)
+            self._redirect.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger("engine")]))
             self.bar = tqdm(total=self.total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True,
                             smoothing=0.1, mininterval=0.25)
-            _CliHandler.active_bar = self.bar
 
     def update(self, done: int, total: int | None = None) -> None:
         self.done = done
@@ -98,8 +104,8 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-            _CliHandler.active_bar = None
             self.bar = None
+        self._redirect.close()
 
 
 def _hms(seconds: float) -> str:
@@ -705,24 +711,6 @@ def cmd_demo(args, stop: StopFlag) -> int:
 
 
 # ============================================================================ logging and main
-class _CliHandler(logging.Handler):
-    """stderr handler that writes around an active tqdm bar."""
-
-    active_bar = None
-
-    def emit(self, record):
-        try:
-            msg = self.format(record)
-            bar = _CliHandler.active_bar
-            if bar is not None:
-                bar.write(msg, file=sys.stderr)
-            else:
-                sys.stderr.write(msg + "\n")
-                sys.stderr.flush()
-        except Exception:  # noqa: BLE001
-            self.handleError(record)
-
-
 class _Formatter(logging.Formatter):
     def format(self, record):
         msg = " ".join(record.getMessage().split()) if record.levelno >= logging.WARNING else record.getMessage()
@@ -739,9 +727,10 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     eng = logging.getLogger("engine")
-    for h in [h for h in eng.handlers if isinstance(h, _CliHandler)]:
+    for h in [h for h in eng.handlers if h.name == HANDLER_NAME]:
         eng.removeHandler(h)
-    handler = _CliHandler()
+    handler = logging.StreamHandler(sys.stderr)  # Progress routes it around a tqdm bar while one is shown
+    handler.name = HANDLER_NAME
     handler.setFormatter(_Formatter())
     eng.addHandler(handler)
     eng.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)

@@ -28,6 +28,10 @@ class InputError(ValueError):
     """Bad user input (wrong shapes, impossible settings, output too large). Never retried."""
 
 
+class VideoIOError(ValueError):
+    """A video file could not be read or written; the message says why and what to do."""
+
+
 class Cancelled(Exception):
     """The run was cancelled by the user. Never retried."""
 

@@ -10,10 +10,10 @@ Peak memory is measured, not guessed: on CUDA by the allocator's own peak counte
 counting the bytes of live tensors while the probe runs (a TorchDispatchMode over every op).
 
 Strategies (each a fixed, documented set of choices; see STRATEGIES):
-  speed_first       flow scale 0.5 from 720p (the flow network at half resolution: about 2x faster;
-                    below 720p it costs too much quality: -4.5 dB at 176x144), the biggest batch that
-                    fits 90% of free memory (CPU: 1, measured faster than 2 at 720p), fp16 on CUDA; on
-                    the CPU fp32 or bf16, whichever the calibration measures faster; no ensemble.
+  speed_first       flow scale 0.5 from 720p (the flow network at half resolution; below 720p it costs
+                    too much quality), the biggest batch that fits 90% of free memory (CPU: 1),
+                    fp16 on CUDA; on the CPU fp32 or bf16, whichever the calibration measures
+                    faster; no ensemble. (Figures: bench/results/design_notes.md.)
   quality_first     fp32, flow scale 1, test-time ensemble (frames swapped with t -> 1 - t; flows
                     averaged inside the net where the family allows, outputs averaged otherwise),
                     the 4.0-family refinement network when present; batch within 80% (CPU: 1).

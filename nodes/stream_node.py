@@ -38,7 +38,8 @@ from ..engine.options import Options
 from ..engine.pipeline import format_report
 from ..engine.schedule import as_fraction
 from ..engine.stream import Encoder, interpolate_stream, to_uint8
-from ..engine.video_io import VideoWriter, probe, write_audio
+from ..engine.audio import write_audio
+from ..engine.video_io import VideoWriter, probe
 from . import model_cache
 from .interpolate_node import (check_model, drill_faults, node_status, optional_inputs, progress_hooks,
                                report_failure, run_inputs, run_options)

@@ -20,7 +20,8 @@ import torch
 
 from engine import cli, models, pipeline, stream
 from engine.ladder import Fault
-from engine.video_io import VideoReader, make_sample_clip, make_sample_tone, probe, synthetic_frame
+from engine.samples import make_sample_clip, make_sample_tone, synthetic_frame
+from engine.video_io import VideoReader, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H = 160, 96  # small clips keep the end-to-end runs fast

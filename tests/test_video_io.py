@@ -21,12 +21,10 @@ from engine.video_io import (  # noqa: E402
     VideoWriter,
     as_fps,
     best_codec,
-    make_sample_clip,
-    make_sample_tone,
     probe,
-    synthetic_frame,
-    write_audio,
 )
+from engine.audio import write_audio  # noqa: E402
+from engine.samples import make_sample_clip, make_sample_tone, synthetic_frame  # noqa: E402
 
 W, H = 96, 64
 
