@@ -137,10 +137,6 @@ class Schedule:
     def __len__(self) -> int:
         return self.n_out
 
-    def timestamps(self) -> list[Fraction]:
-        """Output frame times in source-frame units (n * step)."""
-        return [n * self.step for n in range(self.n_out)]
-
     def with_cuts(self, cuts: Sequence[int]) -> "Schedule":
         return Schedule(self.n_in, self.step, frozenset(int(c) for c in cuts), self.cut_fill, self.src_fps, self.dst_fps)
 

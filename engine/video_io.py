@@ -280,9 +280,7 @@ def probe(path, count_frames: bool = False) -> VideoInfo:
 class VideoReader:
     """Decode a video one frame at a time as ``uint8`` RGB arrays ``[H, W, 3]``.
 
-    Use as a context manager; iterate it for single frames or call
-    :meth:`read_chunks` for arrays of up to ``n`` frames. Frames come in
-    presentation order, as the decoder outputs them. Only the video stream is
+    Use as a context manager and iterate it. Frames come in presentation order, as the decoder outputs them. Only the video stream is
     demuxed and decoded; memory use does not grow with the video's length.
 
     ``errors="raise"`` (default) turns a decoding error into :class:`VideoIOError`;
@@ -356,27 +354,6 @@ class VideoReader:
         if self._iter is None:
             self._iter = self._decode()
         return next(self._iter)
-
-    def read_chunks(self, n: int) -> Iterator[np.ndarray]:
-        """Yield arrays ``[k, H, W, 3]`` (uint8) of ``k <= n`` consecutive frames; only the last may be short."""
-        n = int(n)
-        if n < 1:
-            raise ValueError("chunk size must be >= 1")
-        while True:
-            buf = None
-            k = 0
-            for frame in self:
-                if buf is None:
-                    buf = np.empty((n, *frame.shape), dtype=np.uint8)
-                buf[k] = frame
-                k += 1
-                if k == n:
-                    break
-            if k == 0:
-                return
-            yield buf[:k]
-            if k < n:
-                return
 
     def _start_pts(self) -> int | None:
         """The timestamp of frame ``self.start`` (None: count frames instead), after seeking before it."""
