@@ -280,8 +280,9 @@ def probe(path, count_frames: bool = False) -> VideoInfo:
 class VideoReader:
     """Decode a video one frame at a time as ``uint8`` RGB arrays ``[H, W, 3]``.
 
-    Use as a context manager and iterate it. Frames come in presentation order, as the decoder outputs them. Only the video stream is
-    demuxed and decoded; memory use does not grow with the video's length.
+    Use as a context manager and iterate it. Frames come in presentation order,
+    as the decoder outputs them. Only the video stream is demuxed and decoded;
+    memory use does not grow with the video's length.
 
     ``errors="raise"`` (default) turns a decoding error into :class:`VideoIOError`;
     ``errors="skip"`` logs it and drops the damaged packet instead.
