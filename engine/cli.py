@@ -34,7 +34,7 @@ from . import fetch as fetch_mod
 from . import guard as guard_mod
 from . import ladder as ladder_mod
 from . import options as options_mod
-from .errors import Cancelled, InputError, describe
+from .errors import Cancelled, InputError, describe, is_interrupt
 from . import models
 from .models import BLEND, BUILTIN_FLOW
 from .options import Options
@@ -332,7 +332,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         return report
     except BaseException as exc:
         stop.cleaning = True
-        interrupted = isinstance(exc, (Cancelled, KeyboardInterrupt)) or (stop() and not isinstance(exc, InputError))
+        interrupted = is_interrupt(exc) or (stop() and not isinstance(exc, InputError))
         if bar is not None:
             bar.close()
         partial = None
