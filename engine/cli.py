@@ -36,7 +36,7 @@ from . import ladder as ladder_mod
 from . import options as options_mod
 from .errors import Cancelled, InputError, describe, is_interrupt
 from . import models
-from .models import BLEND, BUILTIN_FLOW
+from .models import BLEND, BUILTIN_FLOW, model_dirs
 from .options import Options
 from .resources import GIB
 from .schedule import fps_text
@@ -286,7 +286,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         report.update(frames_in=n_in, frames_out=hi - lo, size=[info.width, info.height],
                       src_fps=str(info.fps), dst_fps=str(sched.dst_fps))
         check_output_is_not_input(input_path, output_path)
-        spec = resolve_model(model, models.model_dirs(models_dir), models_dir)
+        spec = resolve_model(model, model_dirs(models_dir), models_dir)
         log.info("input %s: %dx%d, %s fps, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
                  n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
