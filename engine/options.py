@@ -186,3 +186,7 @@ class Options:
         if self.dst_fps is not None:
             return make_schedule(n_in, None, src_fps=self.src_fps, dst_fps=self.dst_fps, cut_fill=self.cut_fill)
         return make_schedule(n_in, self.effective_multiplier, src_fps=self.src_fps, cut_fill=self.cut_fill)
+
+    def as_dict(self) -> dict:
+        return {f.name: (str(v) if isinstance(v, Fraction) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
