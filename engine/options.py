@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import InputError
-from .schedule import CUT_FILL_MODES, FrameTimes, Schedule, as_fraction, cuts_enabled, make_schedule
+from .schedule import CUT_FILL_MODES, FrameTimes, Schedule, as_fraction, cuts_enabled, fps_text, make_schedule
 
 MAX_MULTIPLIER = 16
 MAX_FPS_RATIO = 16  # a target fps may be at most this many times the source fps
@@ -30,13 +30,6 @@ DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
 
 def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def fps_text(fps: Fraction | None) -> str:
-    """24, or 30000/1001 (~29.970): how a frame rate is shown to users."""
-    if fps is None:
-        return "?"
-    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
 
 
 def check_multiplier(v) -> int | None:
