@@ -69,7 +69,7 @@ class PerformanceGuard(io.ComfyNode):
                              tooltip="Frames generated per forward pass. 0 = let the strategy pick it from the "
                                      "measured memory use."),
                 io.Float.Input("flow_scale", default=0.0, min=0.0, max=4.0, step=0.05,
-                               tooltip="RIFE flow resolution: 0 = auto (strategy), else 0.25 to 4. Lower uses less "
+                               tooltip="RIFE flow resolution: 0 = auto (strategy), else 0.25, 0.5, 1, 2 or 4. Lower uses less "
                                        "memory and suits big motion at high resolution; 1 is full resolution."),
                 io.Float.Input("monitor_interval", default=0.25, min=0.05, max=10.0, step=0.05,
                                tooltip="Seconds between resource samples (RAM, CPU, VRAM) during a run; they make "

@@ -11,6 +11,7 @@ NAN, INF = float("nan"), float("inf")
 FPS_HINT = "such as 60, 59.94 or 60000/1001"
 STRATEGIES = "speed_first, quality_first, balanced, memory_efficient, adaptive"
 MULTIPLIER = "multiplier must be a whole number from 1 to 16, got {}; for a non-integer ratio give a target fps instead"
+FLOW_SCALE = "flow scale must be one of 0.25, 0.5, 1, 2, 4 (or none: the strategy decides), got {}"
 THRESHOLD = "scene threshold must be a number from 0 (detection off) to 1, got {}"
 
 CASES = {
@@ -55,7 +56,10 @@ CASES = {
                          message="batch size must be a whole number from 1 to 256 (or none: the strategy decides), "
                                  "got 0"),
     "flow scale NaN": dict(api=dict(flow_scale=NAN), cli=None, node=("PerformanceGuard", "flow_scale", NAN),
-                           message="flow scale must be between 0.25 and 4 (or none: the strategy decides), got nan"),
-    "flow scale 5": dict(api=dict(flow_scale=5), cli=None, node=None,
-                         message="flow scale must be between 0.25 and 4 (or none: the strategy decides), got 5"),
+                           message=FLOW_SCALE.format("nan")),
+    "flow scale 5": dict(api=dict(flow_scale=5), cli=None, node=None, message=FLOW_SCALE.format(5)),
+    "flow scale 0.7": dict(api=dict(flow_scale=0.7), cli=None, node=("PerformanceGuard", "flow_scale", 0.7),
+                           message=FLOW_SCALE.format(0.7)),
+    "flow scale 0.3": dict(api=dict(flow_scale=0.3), cli=None, node=None, message=FLOW_SCALE.format(0.3)),
+    "flow scale string": dict(api=dict(flow_scale="0.5"), cli=None, node=None, message=FLOW_SCALE.format("'0.5'")),
 }
