@@ -3,7 +3,7 @@
     .venv/bin/python bench/cli_memory.py                 # 300 and 3,000 frames, 1280x720, built-in flow (~8 min)
     .venv/bin/python bench/cli_memory.py --model blend   # the same with the linear blend (~2 min)
 
-Both inputs are synthetic (engine.video_io.make_sample_clip, with audio) and cached in --workdir.
+Both inputs are synthetic (engine.samples.make_sample_clip, with audio) and cached in --workdir.
 Each run is one child process `python -m engine.cli interpolate IN OUT --multiplier 2 ...` with the
 same method and settings; its peak RSS is the kernel's own high-water mark for that child
 (os.wait4's ru_maxrss), with psutil polling alongside for the RSS over time. The issue requires the
@@ -31,7 +31,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.video_io import best_codec, make_sample_clip, probe  # noqa: E402
+from engine.samples import make_sample_clip  # noqa: E402
+from engine.video_io import best_codec, probe  # noqa: E402
 
 log = logging.getLogger("bench.cli_memory")
 LIMIT = 0.10

@@ -14,7 +14,7 @@ $VE_COMFY_ROOT or the default) serves every case in this order, each graph after
 run of it (the stream cases first, so the IMAGE path's leftovers cannot hide their peaks). Before
 each case the kernel's peak-RSS mark of the server process is reset (`echo 5 > /proc/PID/clear_refs`),
 and after it VmHWM is read from /proc/PID/status: the peak of that case alone. psutil polls the RSS
-alongside. The inputs (synthetic, with audio; engine.video_io.make_sample_clip) are cached in --workdir
+alongside. The inputs (synthetic, with audio; engine.samples.make_sample_clip) are cached in --workdir
 and linked into the server's input/ folder. The issue asks for the two stream peaks to differ by < 10%.
 Results: bench/results/comfy_stream_memory.json. Linux only.
 """
@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "comfyui"))
 
-from engine.video_io import make_sample_clip, probe  # noqa: E402
+from engine.samples import make_sample_clip  # noqa: E402
+from engine.video_io import probe  # noqa: E402
 from server import ComfyServer, default_root, free_port  # noqa: E402  (the tests' launcher wrapper)
 
 log = logging.getLogger("bench.comfy_stream_memory")

@@ -10,7 +10,6 @@ windows (f_i, f_i+2g) every frame is an input twice. The reference plug-ins run 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
 from collections import OrderedDict
@@ -26,7 +25,7 @@ for p in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(p))
 
 from engine import fetch  # noqa: E402
-from engine.methods import load_method  # noqa: E402
+from engine.methods import load_method, padded  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("VE_BENCH_THREADS", "2")))
 MODELS = Path(os.environ.get("VE_MODELS", fetch.cache_dir() / "models"))
@@ -53,7 +52,7 @@ class EnginePlugin:
             x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div_(255)
             h, w = x.shape[-2:]
             m = self.method.pad_multiple(self.flow_scale)
-            x = F.pad(x, (0, math.ceil(w / m) * m - w, 0, math.ceil(h / m) * m - h))
+            x = F.pad(x, (0, padded(w, m) - w, 0, padded(h, m) - h))
             st = self.method.prepare(x)
             self.cache[key] = st
             while len(self.cache) > 6:

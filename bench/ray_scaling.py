@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from engine import distributed  # noqa: E402
 from engine.options import Options  # noqa: E402
-from engine.video_io import make_sample_clip, probe  # noqa: E402
+from engine.samples import make_sample_clip  # noqa: E402
+from engine.video_io import probe  # noqa: E402
 
 log = logging.getLogger("bench.ray_scaling")
 

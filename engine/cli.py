@@ -19,6 +19,7 @@ output name: the temporary file is removed, or with --keep-partial finalised as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -33,20 +34,23 @@ from . import fetch as fetch_mod
 from . import guard as guard_mod
 from . import ladder as ladder_mod
 from . import options as options_mod
+from . import models
 from . import safe_write
-from .errors import Cancelled, InputError, describe
-from .methods import BLEND, BUILTIN_FLOW, BUILTINS
-from .options import Options, fps_text
+from .errors import Cancelled, InputError, describe, is_interrupt
+from .models import BLEND, BUILTIN_FLOW, model_dirs
+from .options import Options
+from .resources import GIB
+from .samples import make_sample_clip
+from .schedule import fps_text
 from .stream import QUEUE_FRAMES, Encoder, check_part, interpolate_stream, source_frames, to_uint8
-from .video_io import VideoIOError, VideoWriter, make_sample_clip, probe
+from .video_io import VideoIOError, VideoWriter, probe
 
 log = logging.getLogger("engine.cli")  # not __name__: that is "__main__" under python -m
 
 PROG = "python -m engine.cli"
 CHUNK_FRAMES = 600  # --chunk-frames default: source frames per Ray task
+HANDLER_NAME = "video-engine-cli"  # the stderr log handler setup_logging installs (and replaces)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
-COMFY_SUBDIR = "frame_interpolation"
-_BUILTIN_ALIASES = ("builtin", "flow")
 
 
 # ============================================================================ progress
@@ -65,12 +69,15 @@ class Progress:
         self._last_t = None
         self._last_frac = -1.0
         self.done = 0
+        self._redirect = contextlib.ExitStack()
         if mode == "bar":
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
+            # log lines are written above the bar while it is shown (tqdm's own redirection)
+            self._redirect.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger("engine")]))
             self.bar = tqdm(total=self.total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True,
                             smoothing=0.1, mininterval=0.25)
-            _CliHandler.active_bar = self.bar
 
     def update(self, done: int, total: int | None = None) -> None:
         self.done = done
@@ -98,8 +105,8 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-            _CliHandler.active_bar = None
             self.bar = None
+        self._redirect.close()
 
 
 def _hms(seconds: float) -> str:
@@ -164,60 +171,22 @@ class Interrupted(Exception):
 
 
 # ============================================================================ models
-def default_models_dir() -> Path:
-    """$VE_MODELS, else models/ inside the engine cache ($VE_CACHE or ~/.cache/video-engine)."""
-    env = os.environ.get("VE_MODELS")
-    return Path(env).expanduser() if env else fetch_mod.cache_dir() / "models"
-
-
-def comfyui_models_dir() -> tuple[Path, str] | None:
-    """ComfyUI's models/frame_interpolation folder and how it was found, or None.
-
-    $COMFYUI_MODEL_DIR (ComfyUI's models folder, or frame_interpolation itself), then
-    $COMFYUI_PATH (the ComfyUI folder), then the folders above this pack when it is installed as
-    ComfyUI/custom_nodes/<pack>.
-    """
-    env = os.environ.get("COMFYUI_MODEL_DIR")
-    if env:
-        p = Path(env).expanduser()
-        return (p if p.name == COMFY_SUBDIR else p / COMFY_SUBDIR), "$COMFYUI_MODEL_DIR"
-    env = os.environ.get("COMFYUI_PATH")
-    if env:
-        return Path(env).expanduser() / "models" / COMFY_SUBDIR, "$COMFYUI_PATH"
-    pack = Path(__file__).resolve().parents[1]
-    for anc in pack.parents:
-        if anc.name == "custom_nodes" and (anc.parent / "models").is_dir():
-            return anc.parent / "models" / COMFY_SUBDIR, f"ComfyUI install at {anc.parent}"
-    return None
-
-
-def model_dirs(models_dir=None) -> list[Path]:
-    dirs = [Path(models_dir).expanduser() if models_dir else default_models_dir()]
-    comfy = comfyui_models_dir()
-    if comfy is not None:
-        dirs.append(comfy[0])
-    return dirs
-
-
 def _fetch_hint(name: str, models_dir=None) -> str:
     return f"{PROG} models fetch {name}" + (f" --models-dir {models_dir}" if models_dir else "")
 
 
 def resolve_model(spec: str | None, dirs: list[Path], models_dir=None) -> str | None:
     """A built-in name, or the path of an existing weights file; never downloads anything."""
-    if spec in (None, "") or spec in BUILTINS or spec in _BUILTIN_ALIASES:
+    if models.builtin(spec) is not None:
         return spec or None
     p = Path(spec).expanduser()
-    if p.is_file():
-        return str(p)
     if p.is_dir():
         raise InputError(f"--model '{spec}' is a directory; give a weights file or a built-in method "
-                         f"({', '.join(BUILTINS)})")
-    if not p.is_absolute():  # a name inside a model folder, sub-folders included ("rife/rife49.pth")
-        for d in dirs:
-            if (d / p).is_file():
-                return str(d / p)
-    where = ", ".join(str(d) for d in dirs)
+                         f"({', '.join(models.BUILTINS)})")
+    found = models.find(p, dirs)  # a file, or a name inside a model folder ("rife/rife49.pth")
+    if found is not None:
+        return found
+    where = models.where(dirs)
     if p.name in fetch_mod.SOURCES:
         src = fetch_mod.SOURCES[p.name]
         raise InputError(f"model '{spec}' is not downloaded yet (looked in {where}); nothing is downloaded during a "
@@ -226,13 +195,6 @@ def resolve_model(spec: str | None, dirs: list[Path], models_dir=None) -> str | 
     raise InputError(f"model '{spec}' not found (looked in {where}); `{PROG} models list` shows what is there, "
                      f"`{PROG} models fetch NAME` downloads one of {', '.join(fetch_mod.SOURCES)}, "
                      f"or use the built-in '{BUILTIN_FLOW}' (no download)")
-
-
-def weight_files(folder: Path) -> list[Path]:
-    """Weight files in folder and its sub-folders (as ComfyUI lists them), sorted."""
-    from .zoo import WEIGHT_SUFFIXES
-
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES)
 
 
 def detect_family(path: Path) -> str:
@@ -371,7 +333,7 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         return report
     except BaseException as exc:
         stop.cleaning = True
-        interrupted = isinstance(exc, (Cancelled, KeyboardInterrupt)) or (stop() and not isinstance(exc, InputError))
+        interrupted = is_interrupt(exc) or (stop() and not isinstance(exc, InputError))
         if bar is not None:
             bar.close()
         partial = None
@@ -603,7 +565,7 @@ def _summary(report: dict) -> str:
     return (f"wrote {report['output']}: {report['frames_written']} frames {w}x{h} at "
             f"{fps_text(Fraction(report['dst_fps']))} fps (from {report['frames_in']} frames at "
             f"{fps_text(Fraction(report['src_fps']))} fps), {report['method']}, audio {audio}, "
-            f"{report['timings']['total_s']:.1f}s" + (f", peak RAM {peak / 2**30:.2f} GiB" if peak else ""))
+            f"{report['timings']['total_s']:.1f}s" + (f", peak RAM {peak / GIB:.2f} GiB" if peak else ""))
 
 
 def _run_options(args) -> Options:
@@ -673,9 +635,9 @@ def cmd_models_list(args) -> int:
     _out("Built-in methods (no download):")
     _out(f"  {BUILTIN_FLOW:<24} built-in optical flow (OpenCV DIS), the default")
     _out(f"  {BLEND:<24} linear blend (fastest, lowest quality)")
-    folders = [("model folder", Path(args.models_dir).expanduser() if args.models_dir else default_models_dir(),
+    folders = [("model folder", Path(args.models_dir).expanduser() if args.models_dir else models.default_models_dir(),
                 "--models-dir" if args.models_dir else ("$VE_MODELS" if os.environ.get("VE_MODELS") else "default"))]
-    comfy = comfyui_models_dir()
+    comfy = models.comfyui_models_dir()
     if comfy is not None:
         folders.append(("ComfyUI models/frame_interpolation", comfy[0], comfy[1]))
     n_files = 0
@@ -684,7 +646,7 @@ def cmd_models_list(args) -> int:
         if not folder.is_dir():
             _out(f"{label} ({how}): {folder} (not found)")
             continue
-        files = weight_files(folder)
+        files = models.weight_files(folder)
         _out(f"{label} ({how}): {folder}" + ("" if files else " (no weight files)"))
         for f in files:
             n_files += 1
@@ -712,7 +674,7 @@ def cmd_models_fetch(args) -> int:
     unknown = [n for n in names if n not in fetch_mod.SOURCES]
     if unknown:
         raise InputError(f"unknown weights {unknown[0]!r}; known: {', '.join(fetch_mod.SOURCES)} (or 'all')")
-    dest = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
+    dest = Path(args.models_dir).expanduser() if args.models_dir else models.default_models_dir()
     for name in names:
         src = fetch_mod.SOURCES[name]
         present = (dest / src.name).is_file()
@@ -760,24 +722,6 @@ def cmd_demo(args, stop: StopFlag) -> int:
 
 
 # ============================================================================ logging and main
-class _CliHandler(logging.Handler):
-    """stderr handler that writes around an active tqdm bar."""
-
-    active_bar = None
-
-    def emit(self, record):
-        try:
-            msg = self.format(record)
-            bar = _CliHandler.active_bar
-            if bar is not None:
-                bar.write(msg, file=sys.stderr)
-            else:
-                sys.stderr.write(msg + "\n")
-                sys.stderr.flush()
-        except Exception:  # noqa: BLE001
-            self.handleError(record)
-
-
 class _Formatter(logging.Formatter):
     def format(self, record):
         msg = " ".join(record.getMessage().split()) if record.levelno >= logging.WARNING else record.getMessage()
@@ -794,9 +738,10 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     eng = logging.getLogger("engine")
-    for h in [h for h in eng.handlers if isinstance(h, _CliHandler)]:
+    for h in [h for h in eng.handlers if h.name == HANDLER_NAME]:
         eng.removeHandler(h)
-    handler = _CliHandler()
+    handler = logging.StreamHandler(sys.stderr)  # Progress routes it around a tqdm bar while one is shown
+    handler.name = HANDLER_NAME
     handler.setFormatter(_Formatter())
     eng.addHandler(handler)
     eng.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)

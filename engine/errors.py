@@ -28,6 +28,10 @@ class InputError(ValueError):
     """Bad user input (wrong shapes, impossible settings, output too large). Never retried."""
 
 
+class VideoIOError(ValueError):
+    """A video file could not be read or written; the message says why and what to do."""
+
+
 class Cancelled(Exception):
     """The run was cancelled by the user. Never retried."""
 
@@ -66,14 +70,16 @@ _INTERRUPT_CLASS_NAMES = {"InterruptProcessingException"}  # ComfyUI's cancel (c
 _MAX_CHAIN = 32
 
 
-def _is_interrupt(exc: BaseException) -> bool:
+def is_interrupt(exc: BaseException) -> bool:
+    """A user's stop: Ctrl-C, engine Cancelled, or ComfyUI's InterruptProcessingException (by class name:
+    the engine does not import ComfyUI)."""
     if isinstance(exc, (KeyboardInterrupt, Cancelled)):
         return True
     return any(c.__name__ in _INTERRUPT_CLASS_NAMES for c in type(exc).__mro__)
 
 
 def _classify_one(exc: BaseException) -> ErrorKind:
-    if _is_interrupt(exc):
+    if is_interrupt(exc):
         return ErrorKind.INTERRUPT
     if isinstance(exc, InputError):
         return ErrorKind.INPUT

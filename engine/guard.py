@@ -10,10 +10,10 @@ Peak memory is measured, not guessed: on CUDA by the allocator's own peak counte
 counting the bytes of live tensors while the probe runs (a TorchDispatchMode over every op).
 
 Strategies (each a fixed, documented set of choices; see STRATEGIES):
-  speed_first       flow scale 0.5 from 720p (the flow network at half resolution: about 2x faster;
-                    below 720p it costs too much quality: -4.5 dB at 176x144), the biggest batch that
-                    fits 90% of free memory (CPU: 1, measured faster than 2 at 720p), fp16 on CUDA; on
-                    the CPU fp32 or bf16, whichever the calibration measures faster; no ensemble.
+  speed_first       flow scale 0.5 from 720p (the flow network at half resolution; below 720p it costs
+                    too much quality), the biggest batch that fits 90% of free memory (CPU: 1),
+                    fp16 on CUDA; on the CPU fp32 or bf16, whichever the calibration measures
+                    faster; no ensemble. (Figures: bench/results/design_notes.md.)
   quality_first     fp32, flow scale 1, test-time ensemble (frames swapped with t -> 1 - t; flows
                     averaged inside the net where the family allows, outputs averaged otherwise),
                     the 4.0-family refinement network when present; batch within 80% (CPU: 1).
@@ -29,7 +29,6 @@ FILM has no flow scale and no ensemble: it takes each strategy's batch and preci
 from __future__ import annotations
 
 import logging
-import math
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import InputError
-from .methods import Method, resolve_dtype
+from .methods import Method, padded, resolve_dtype
 from .options import Options
-from .resources import available_ram_bytes
+from .resources import GIB, available_ram_bytes
 from .runner import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,21 @@ class Strategy:
     adaptive: bool = False
     lean: bool = False  # warp the two frames separately: no stacked copy (less memory, slightly slower)
 
+    def describe(self) -> str:
+        """The strategy's choices in words (PerformanceGuard's report)."""
+        cpu_prec = "fp32 or bf16, whichever measures faster" if self.precision_cpu == "fastest" else self.precision_cpu
+        scales = ", ".join(f"{s:g} from {h}p up" for h, s in sorted(self.flow_scale_from.items()))
+        parts = [
+            f"batch up to {self.max_batch_cuda} on CUDA, {self.batch_cpu} on the CPU, within {self.headroom:.0%} of "
+            "free memory" + (" (re-sized after every batch from measured memory and speed)" if self.adaptive else ""),
+            f"{self.precision_cuda} on CUDA, {cpu_prec} on the CPU (RIFE, FILM; the other methods are always fp32)",
+            "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
+            "test-time ensemble on" if self.ensemble else "no ensemble",
+        ]
+        if self.refine:
+            parts.append("refinement network where the model has one")
+        return f"strategy {self.name}: " + "; ".join(parts)
+
     def flow_scale_for(self, height: int) -> float:
         scale = 1.0
         for min_h, s in sorted(self.flow_scale_from.items()):
@@ -67,6 +81,8 @@ class Strategy:
                 scale = s
         return scale
 
+
+ADAPTIVE_MAX_BATCH_CPU = 4  # the adaptive strategy's largest batch on the CPU
 
 STRATEGIES = {
     "speed_first": Strategy("speed_first", 16, 1, "fp16", 0.90, flow_scale_from={720: 0.5}, precision_cpu="fastest"),
@@ -155,8 +171,7 @@ def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibrati
         return _CALIBRATIONS[key]
     method.to(settings.device, settings.dtype)
     m = method.pad_multiple(settings.flow_scale)
-    side = max(probe, m)
-    side = math.ceil(side / m) * m
+    side = padded(max(probe, m), m)
     px = side * side
     gen = torch.Generator().manual_seed(0)
     imgs = torch.rand(3, 3, side, side, generator=gen).to(settings.device)
@@ -260,7 +275,7 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
         return Plan(base.but(batch_size=bs), strategy, f"{method.describe()} runs on the CPU")
     cal = calibrate(method, base)
     mult = method.pad_multiple(base.flow_scale)
-    px = math.ceil(h / mult) * mult * math.ceil(w / mult) * mult
+    px = padded(h, mult) * padded(w, mult)
     free = free_memory_bytes(dev)
     budget = free * st.headroom
     if batch_size is not None:
@@ -271,12 +286,13 @@ def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "
         while bs > 1 and cal.peak(bs, px) > budget:
             bs -= 1
         why = (f"largest batch <= {cap} whose predicted peak fits {st.headroom:.0%} of "
-               f"{free / 2**30:.1f} GiB free" if on_cuda else f"{strategy} uses batch {cap} on the CPU")
+               f"{free / GIB:.1f} GiB free" if on_cuda else f"{strategy} uses batch {cap} on the CPU")
         if cal.peak(bs, px) > budget:
-            why += f"; even batch 1 is predicted at {cal.peak(1, px) / 2**30:.2f} GiB, the recovery ladder will step in"
+            why += f"; even batch 1 is predicted at {cal.peak(1, px) / GIB:.2f} GiB, the recovery ladder will step in"
     settings = base.but(batch_size=bs)
     eta = cal.seconds(tasks, px) * (2 if ensemble else 1)
-    adapt = AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else 4) if st.adaptive else None
+    adapt = (AdaptiveBatch(cal, px, dev, st.headroom, st.max_batch_cuda if on_cuda else ADAPTIVE_MAX_BATCH_CPU)
+             if st.adaptive else None)
     return Plan(settings, strategy, why, cal.peak(bs, px), free, eta, adapt)
 
 
@@ -290,26 +306,45 @@ def _fastest_cpu_precision(method: Method, flow_scale: float) -> str:
 
 
 class AdaptiveBatch:
-    """Between batches: grow the batch while throughput improves and memory allows, shrink it when
-    measured free memory runs low. Returns the new batch size (or None to keep it)."""
+    """The batch size while an adaptive run goes on (the runner asks after every batch, the ladder
+    reports every recovery step): grow the batch while throughput improves and memory allows,
+    shrink it when measured free memory runs low. Returns the new batch size (or None to keep it).
+
+    Free memory is measured on the device the run is on now (after the ladder's `cpu` rung: RAM,
+    not the GPU it planned for). After a recovery step the throughput measured under the old
+    settings is forgotten, and after an out-of-memory error the batch never grows back to the size
+    that failed.
+    """
 
     def __init__(self, cal: Calibration, px: int, device: str, headroom: float, max_batch: int):
         self.cal, self.px, self.device, self.headroom, self.max_batch = cal, px, device, headroom, max_batch
         self.rate: dict[int, float] = {}
         self.changes: list[tuple[int, int]] = []
+        self.ceiling = max_batch  # lowered below every batch size that ran out of memory
+
+    def _cap(self, device) -> int:
+        same_kind = str(device).startswith("cuda") == str(self.device).startswith("cuda")
+        return min(self.ceiling, self.max_batch if same_kind else ADAPTIVE_MAX_BATCH_CPU)
+
+    def after_recovery(self, failed: Settings, kind: str) -> None:
+        """The ladder's report: the batch with `failed` settings raised `kind` and a rung was taken."""
+        self.rate.clear()
+        if kind == "oom":
+            self.ceiling = max(1, min(self.ceiling, failed.batch_size - 1))
 
     def __call__(self, items: int, seconds: float, settings: Settings):
         bs = settings.batch_size
         if items == bs and seconds > 0:
             self.rate[bs] = items / seconds
-        free = free_memory_bytes(self.device)  # measured now, between batches
-        fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom  # noqa: E731
+        free = free_memory_bytes(settings.device)  # measured now, between batches, where the run is
+        cap = self._cap(settings.device)
+        fits = lambda b: self.cal.peak(b, self.px) <= free * self.headroom and b <= cap  # noqa: E731
         new = bs
         if not fits(bs) and bs > 1:
             new = max([b for b in range(1, bs) if fits(b)] or [1])
         elif bs - 1 in self.rate and self.rate.get(bs, 0) < self.rate[bs - 1] * 0.97:
             new = bs - 1  # the bigger batch was slower: step back, and stay there
-        elif bs < self.max_batch and fits(bs + 1) and (bs + 1) not in self.rate:
+        elif bs < cap and fits(bs + 1) and (bs + 1) not in self.rate:
             new = bs + 1  # try one bigger
         if new != bs:
             self.changes.append((bs, new))

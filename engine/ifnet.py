@@ -26,6 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def passthrough_channels(out_channels: int) -> int:
+    """Feature channels a block passes to the next beyond flow 4 + mask 1 (a 6th channel is unused)."""
+    return out_channels - 5 if out_channels > 6 else 0
+
+
 @dataclass(frozen=True)
 class IFNetConfig:
     family: str
@@ -43,7 +48,7 @@ class IFNetConfig:
 
     @property
     def passthrough(self) -> int:
-        return self.out_channels - 5 if self.out_channels > 6 else 0
+        return passthrough_channels(self.out_channels)
 
     @property
     def accumulate_mask(self) -> bool:
@@ -342,10 +347,6 @@ class IFNet(nn.Module):
             img = img.clamp(0, 1)
         f = self.features(img)
         return img if f is None else torch.cat((img, f), 1)
-
-    def forward(self, img0, img1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False):
-        """img0/img1 [B, 3, H, W] padded to pad_multiple, t [B] or float -> [B, 3, H, W]."""
-        return self.forward_packed(self.pack_frame(img0), self.pack_frame(img1), t, scale, ensemble, refine)
 
     def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False,
                        lean: bool = False):

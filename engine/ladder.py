@@ -32,6 +32,15 @@ RUNGS = ("retry", "halve_batch", "flow_scale", "reduce_resolution", "cpu", "buil
 QUALITY_COST = {"retry": 0, "halve_batch": 0, "cpu": 0, "flow_scale": 1, "reduce_resolution": 2,
                 "builtin_flow": 3, "blend": 4}
 ON_EXHAUSTED = ("raise", "passthrough")
+RUNG_HELP = {  # what each rung does, in words (Policy.describe, FallbackSwitch's tooltips)
+    "retry": "retry the failed batch once (after freeing memory)",
+    "halve_batch": "halve the batch size, down to 1",
+    "flow_scale": "lower RIFE's flow scale (0.5, then 0.25): less memory, coarser motion",
+    "reduce_resolution": "interpolate at a lower resolution (down to min_res_scale) and resize the result back",
+    "cpu": "move to the CPU (slow, but plenty of memory)",
+    "builtin_flow": "switch from RIFE or FILM to the built-in optical flow",
+    "blend": "switch to a plain cross-fade (cannot fail)",
+}
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,26 @@ class Policy:
     def allows(self, rung: str) -> bool:
         return rung in self.rungs and QUALITY_COST[rung] <= QUALITY_COST[self.quality_floor]
 
-    def as_dict(self) -> dict:
-        return dict(rungs=list(self.rungs), max_attempts=self.max_attempts, quality_floor=self.quality_floor,
-                    on_exhausted=self.on_exhausted, flow_scales=list(self.flow_scales), min_res_scale=self.min_res_scale)
+    def describe(self) -> str:
+        """The policy in words (FallbackSwitch's description output)."""
+        allowed = [r for r in RUNGS if self.allows(r)]
+        below_floor = [r for r in self.rungs if r in RUNGS and not self.allows(r)]
+        off = [r for r in RUNGS if r not in self.rungs]
+        lines = ["On an out-of-memory or GPU driver error the run continues from the frame that failed, "
+                 "trying in order:"]
+        if allowed:
+            lines += [f"  {i}. {r}: {RUNG_HELP[r]}" for i, r in enumerate(allowed, 1)]
+        else:
+            lines.append("  (no recovery step allowed)")
+        if off:
+            lines.append("switched off: " + ", ".join(off))
+        if below_floor:
+            lines.append(f"below the quality floor '{self.quality_floor}', never used: " + ", ".join(below_floor))
+        lines.append(f"at most {self.max_attempts} recovery attempt(s); a driver error skips to the CPU")
+        lines.append("when every allowed step has failed: "
+                     + ("stop with an error that lists what was tried" if self.on_exhausted == "raise"
+                        else "pass the remaining frames through as duplicates and say so in the report"))
+        return "\n".join(lines)
 
 
 class LadderExhausted(RuntimeError):
@@ -91,6 +117,19 @@ class Fault:
     kind: str = "oom"
     attempt: int | None = 0
     device: str | None = None
+
+
+def parse_faults(spec, what: str = "faults") -> list[Fault]:
+    """Faults from their JSON form, [{"task": 3, "kind": "oom", "attempt": 0, "device": null}, ...]
+    (kind defaults to "oom", attempt to 0: the first try); a malformed entry is an InputError."""
+    faults = []
+    for f in spec if isinstance(spec, list) else [spec]:
+        if not isinstance(f, dict) or f.get("kind", "oom") not in FAULT_KINDS or not isinstance(f.get("task"), int):
+            raise InputError(f"bad {what} entry {f!r}: need {{task: int, kind: one of {sorted(FAULT_KINDS)}, "
+                             "attempt: int or null, device: 'cpu'|'cuda'|null}")
+        faults.append(Fault(task=f["task"], kind=f.get("kind", "oom"), attempt=f.get("attempt", 0),
+                            device=f.get("device")))
+    return faults
 
 
 class FaultInjector:
@@ -216,7 +255,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
         except BatchFailed as bf:
             kind = classify(bf.cause)
             if not is_retryable(kind):
-                raise bf.cause.with_traceback(None) from None
+                raise bf.cause from None  # a genuine bug: its own traceback, without the BatchFailed wrapper
             failed = dict(at=bf.at, kind=kind.value, error=describe(bf.cause), time=round(time.time(), 3),
                           settings=bf.settings.as_dict(), method=state.method.describe())
             if bf.at > seg_start:
@@ -225,6 +264,7 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
                 if any(not sched.entry(k).is_source for k in range(seg_start, bf.at)):  # it interpolated
                     result.final_settings, result.method_description = bf.settings, state.method.describe()
             start = bf.at
+            state.settings = bf.settings  # what ran (an adaptive run may have changed the batch size)
             del bf
         # -- outside the except block: the failed attempt's frames are gone, caches can be emptied
         free_memory(state.settings.device)
@@ -245,6 +285,8 @@ def run(frames, sched, method: Method, settings: Settings, out, *, policy: Polic
                             result.passthrough_frames)
                 break
             raise LadderExhausted(exhausted_message(policy, result.events, start, attempts), result.events)
+        if adapt is not None:
+            adapt.after_recovery(state.settings, failed["kind"])
         rung, state.method, state.settings = nxt
         failed["rung"] = rung
         failed["next_settings"] = state.settings.as_dict()

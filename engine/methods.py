@@ -34,12 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .models import BLEND, BUILTIN_FLOW, builtin, find, where
 
 log = logging.getLogger(__name__)
-
-BUILTIN_FLOW = "builtin-flow"
-BLEND = "blend"
-BUILTINS = (BUILTIN_FLOW, BLEND)
 
 
 class Method:
@@ -66,6 +63,11 @@ class Method:
 
     def describe(self) -> str:
         return self.name
+
+
+def padded(n: int, multiple: int) -> int:
+    """n rounded up to a multiple of `multiple` (the size a frame is padded to for a method)."""
+    return -(-int(n) // multiple) * multiple
 
 
 class _NetMethod(Method):
@@ -313,31 +315,22 @@ class BlendMethod(Method):
 
 
 def load_method(spec: str | os.PathLike | None, search_dirs=()) -> Method:
-    """A method from a built-in name, a weights path, or a file name inside search_dirs.
-
-    None or "" picks the built-in flow method (no download needed).
-    """
+    """A method from a built-in name (engine.models.builtin), a weights path, or a file name inside
+    search_dirs. None or "" picks the built-in flow method (no download needed)."""
     from .film import FilmNet
     from .zoo import CheckpointError, load_net
 
-    if spec in (None, "", BUILTIN_FLOW, "builtin", "flow"):
-        return FlowMethod()
-    if spec == BLEND:
-        return BlendMethod()
-    path = os.fspath(spec)
-    if os.path.isdir(path):
+    name = builtin(spec)
+    if name is not None:
+        return FlowMethod() if name == BUILTIN_FLOW else BlendMethod()
+    if os.path.isdir(os.fspath(spec)):
         raise CheckpointError(f"model {spec!r} is a directory; give the path of a weights file inside it "
                               f"(.safetensors, .pth, .pkl) or a built-in method ('{BUILTIN_FLOW}', '{BLEND}')")
-    if not os.path.isfile(path):
-        for d in search_dirs:
-            cand = os.path.join(d, path) if d else path
-            if os.path.isfile(cand):
-                path = cand
-                break
-        else:
-            where = ", ".join(str(d) for d in search_dirs) or "(no model folder configured)"
-            raise CheckpointError(f"model {spec!r} not found: looked for the file {path!r} and in {where}. "
-                                  f"Put RIFE or FILM weights there, or use '{BUILTIN_FLOW}' (no download).")
+    path = find(spec, search_dirs)
+    if path is None:
+        raise CheckpointError(f"model {spec!r} not found: looked for the file {os.fspath(spec)!r} and in "
+                              f"{where(search_dirs)}. Put RIFE or FILM weights there, or use '{BUILTIN_FLOW}' "
+                              "(no download).")
     net = load_net(path)
     return (FilmMethod if isinstance(net, FilmNet) else RifeMethod)(net, os.path.basename(path))
 

@@ -18,25 +18,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import InputError
-from .schedule import CUT_FILL_MODES, FrameTimes, Schedule, as_fraction, cuts_enabled, make_schedule
+from .schedule import CUT_FILL_MODES, FrameTimes, Schedule, as_fraction, cuts_enabled, fps_text, make_schedule
 
 MAX_MULTIPLIER = 16
 MAX_FPS_RATIO = 16  # a target fps may be at most this many times the source fps
 MAX_BATCH = 256
-FLOW_SCALE_RANGE = (0.25, 4.0)
+FLOW_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # the flow resolutions RIFE's networks are built for
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")  # and cuda:N
 
 
 def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def fps_text(fps: Fraction | None) -> str:
-    """24, or 30000/1001 (~29.970): how a frame rate is shown to users."""
-    if fps is None:
-        return "?"
-    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
 
 
 def check_multiplier(v) -> int | None:
@@ -111,11 +104,13 @@ def check_batch_size(v) -> int | None:
 
 
 def check_flow_scale(v) -> float | None:
+    """RIFE's flow resolutions are powers of two: between them its pyramid of downscales does not
+    come back to the frame's size (a 0.7 failed inside the network at most frame sizes)."""
     if v is None:
         return None
-    lo, hi = FLOW_SCALE_RANGE
-    if not (_is_number(v) and math.isfinite(v) and lo <= v <= hi):
-        raise InputError(f"flow scale must be between {lo:g} and {hi:g} (or none: the strategy decides), got {v!r}")
+    if not (_is_number(v) and v in FLOW_SCALES):
+        raise InputError(f"flow scale must be one of {', '.join(f'{s:g}' for s in FLOW_SCALES)} (or none: the "
+                         f"strategy decides), got {v!r}")
     return float(v)
 
 

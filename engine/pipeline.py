@@ -22,7 +22,7 @@ from . import guard as guard_mod
 from . import ladder as ladder_mod
 from .methods import Method, load_method
 from .options import Options
-from .resources import ResourceMonitor, check_output_fits
+from .resources import GIB, ResourceMonitor, check_output_fits
 from .runner import allocate_output, check_frame_values, validate_frames
 from .schedule import Schedule, detect_cuts
 
@@ -142,8 +142,8 @@ def format_report(report: dict) -> str:
     if res:
         peak = res.get("peak_rss_bytes")
         vram = res.get("peak_vram_used_bytes") or res.get("torch_peak_allocated_bytes")
-        lines.append("peak RAM " + (f"{peak / 2**30:.2f} GiB" if peak else "?")
-                     + (f", peak VRAM {vram / 2**30:.2f} GiB" if vram else ""))
+        lines.append("peak RAM " + (f"{peak / GIB:.2f} GiB" if peak else "?")
+                     + (f", peak VRAM {vram / GIB:.2f} GiB" if vram else ""))
     for ev in report.get("fallbacks", []):
         lines.append(f"fallback at frame {ev['at']}: {ev['kind']} ({ev['error']}) -> {ev['rung']}")
     lines += [f"WARNING: {text}" for text in report.get("warnings", [])]

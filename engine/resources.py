@@ -411,3 +411,16 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
         if not cv2.imwrite(os.fspath(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
     return img
+
+
+def describe_snapshot(snap: dict) -> str:
+    """One line about the machine now (a snapshot() dict): CPU, free RAM, this process, each GPU."""
+    line = (f"now: CPU {snap.get('cpu_percent', 0):.0f}%, RAM {snap['ram_available_bytes'] / GIB:.1f} GiB free of "
+            f"{snap['ram_total_bytes'] / GIB:.1f} GiB, this process {snap['rss_bytes'] / GIB:.2f} GiB")
+    for g in snap.get("gpus", []):
+        line += (f"; GPU {g['index']}: {g['vram_used_bytes'] / GIB:.1f} of {g['vram_total_bytes'] / GIB:.1f} GiB VRAM used"
+                 + (f", {g['util_percent']:.0f}% busy" if g.get("util_percent") is not None else "")
+                 + (f", {g['temp_c']:.0f} C" if g.get("temp_c") is not None else ""))
+    if "gpus" not in snap and snap.get("gpu_error"):
+        line += f"; no GPU stats ({snap['gpu_error']})"
+    return line

@@ -13,7 +13,6 @@ settings, never from frame 0.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -21,8 +20,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import Cancelled, InputError
-from .methods import Method
+from .errors import Cancelled, InputError, is_interrupt
+from .methods import Method, padded
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -159,7 +158,7 @@ class Runner:
         s = self.settings
         ph, pw = (h, w) if s.res_scale == 1 else (max(8, round(h * s.res_scale)), max(8, round(w * s.res_scale)))
         mult = self.method.pad_multiple(s.flow_scale)
-        return ph, pw, math.ceil(ph / mult) * mult, math.ceil(pw / mult) * mult
+        return ph, pw, padded(ph, mult), padded(pw, mult)
 
     def _prepare(self, frame_hwc: torch.Tensor, geo):
         ph, pw, fh, fw = geo
@@ -260,10 +259,8 @@ class Runner:
                         log.debug("adaptive batch size %d -> %d at output %d", bs, new_bs, n)
                         bs = int(new_bs)
                         self.settings = self.settings.but(batch_size=bs)
-        except (Cancelled, KeyboardInterrupt, InputError):
-            raise
         except Exception as exc:  # noqa: BLE001 - the ladder classifies it
-            if type(exc).__name__ == "InterruptProcessingException":
+            if isinstance(exc, InputError) or is_interrupt(exc):
                 raise
             raise BatchFailed(n, exc, self.settings) from exc
         finally:

@@ -69,6 +69,13 @@ def as_fraction(value, what: str = "frame rate") -> Fraction:
     return out
 
 
+def fps_text(fps: Fraction | None) -> str:
+    """24, or 30000/1001 (~29.970): how a frame rate is shown to users."""
+    if fps is None:
+        return "?"
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})"
+
+
 def _float_rate(value: float) -> Fraction:
     if not math.isfinite(value):
         raise ValueError("not finite")
@@ -171,10 +178,6 @@ class Schedule:
 
     def __len__(self) -> int:
         return self.n_out
-
-    def timestamps(self) -> list[Fraction]:
-        """Output frame positions in source-frame units (n * step)."""
-        return [self.position(n) for n in range(self.n_out)]
 
     def with_cuts(self, cuts: Sequence[int]) -> "Schedule":
         return dataclasses.replace(self, cuts=frozenset(int(c) for c in cuts))

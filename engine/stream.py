@@ -534,8 +534,8 @@ class Encoder:
 @contextlib.contextmanager
 def _torch_threads_for(method: Method):
     """One torch thread for the OpenCV-based methods: torch's only work there is small per-frame
-    conversions, and its OpenMP workers spinning against OpenCV's and the codec threads made those
-    ~15x slower on 2 cores. RIFE keeps torch's default."""
+    conversions, which its OpenMP workers spinning against OpenCV's and the codec threads slow down
+    (figure: bench/results/design_notes.md). RIFE keeps torch's default."""
     before = torch.get_num_threads()
     if not method.network and before > 1:
         torch.set_num_threads(1)
@@ -553,8 +553,8 @@ def _heap_trimmer(every: int) -> Callable[[int], None]:
     glibc serves them from its heap once its dynamic mmap threshold has risen, and keeps what is
     freed: the RSS then wanders 100-200 MB above what is live, and a longer run meets a higher
     maximum. Trimming regularly hands that memory back, so the peak depends on the frame size, not
-    on the video's length. Measured on 720p: no slowdown at every 16 frames (every 4: ~20% slower;
-    a fixed 1 MB mmap threshold instead: ~2x slower from page faults).
+    on the video's length. Why every 16 frames, and not a fixed mmap threshold instead: the figures
+    are in bench/results/design_notes.md.
     """
     try:
         import ctypes

@@ -6,24 +6,24 @@ stays flat however long the video is:
 * :func:`probe` reads a file's metadata into a :class:`VideoInfo`.
 * :class:`VideoReader` decodes frames as ``uint8`` RGB arrays ``[H, W, 3]``.
 * :class:`VideoWriter` encodes such frames, optionally carrying over the audio
-  track of another file, and is crash safe: it writes to a hidden temporary
-  file next to the target and only renames it into place on a successful
-  :meth:`VideoWriter.close`.
-* :func:`make_sample_clip` / :func:`make_sample_tone` synthesise small,
-  deterministic test media without any downloads.
+  track of another file (engine.audio), and is crash safe: it writes to a hidden
+  temporary file next to the target and only renames it into place on a
+  successful :meth:`VideoWriter.close`.
+
+Test media without any download (sample clips, tones, frames) is engine.samples.
 
 Problems the user can fix (missing or corrupt input, unwritable output, bad
 frame rate, ...) raise :class:`VideoIOError`, whose message says what is wrong
 and what to do about it.
 
-This module is plain Python + numpy + PyAV; it must not import ComfyUI or torch.
+This module is plain Python + numpy + PyAV: frames are numpy arrays, no torch code runs here
+(torch is imported only through engine.errors), and it never imports ComfyUI.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -36,8 +36,9 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from . import safe_write
-from .errors import InputError
-from .schedule import FrameTimes, as_fraction
+from .audio import AudioCarry, NoAudio, is_attached_pic, stream_desc
+from .errors import InputError, VideoIOError
+from .schedule import FrameTimes, as_fraction, fps_text
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ __all__ = [
     "best_codec",
     "codec_available",
     "probe",
-    "synthetic_frame",
-    "make_sample_clip",
-    "make_sample_tone",
-    "write_audio",
 ]
 
 #: Video encoders in order of preference (first one PyAV's FFmpeg has wins).
@@ -75,14 +72,7 @@ _AVCOL_BT709 = 1
 _AVCOL_SPC_RGB = 0  # matrix "identity": the planes are G, B, R
 _AVCOL_SPC_UNSPECIFIED = 2
 
-# Sample rates the native AAC encoder accepts.
-_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-
 _FFMPEG_ERRORS = (av.error.FFmpegError,)
-
-
-class VideoIOError(ValueError):
-    """A video file could not be read or written; the message says why and what to do."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -122,26 +112,6 @@ def as_fps(fps) -> Fraction:
         return as_fraction(fps, "frame rate")
     except InputError as exc:
         raise VideoIOError(str(exc)) from None
-
-
-def _fmt_fps(fps: Fraction) -> str:
-    return f"{fps.numerator}/{fps.denominator} (~{float(fps):.3f})" if fps.denominator != 1 else str(fps.numerator)
-
-
-def _is_attached_pic(stream) -> bool:
-    try:
-        return bool(stream.disposition & av.stream.Disposition.attached_pic)
-    except Exception:
-        return False
-
-
-def _stream_desc(stream) -> str:
-    try:
-        name = stream.codec_context.name if stream.codec_context is not None else "unknown codec"
-    except Exception:
-        name = "unknown codec"
-    kind = "cover image" if stream.type == "video" and _is_attached_pic(stream) else stream.type
-    return f"{kind} ({name})"
 
 
 def _check_input_path(path, what: str = "Input video") -> Path:
@@ -184,7 +154,7 @@ def _open_input(path):
 
 def _pick_video_stream(p: Path, container):
     fmt = getattr(container.format, "name", "") or ""
-    candidates = [s for s in container.streams.video if not _is_attached_pic(s)]
+    candidates = [s for s in container.streams.video if not is_attached_pic(s)]
     if fmt in _TEXT_FORMATS or any(
         (s.codec_context is not None and s.codec_context.name in _TEXT_CODECS) for s in candidates
     ):
@@ -193,7 +163,7 @@ def _pick_video_stream(p: Path, container):
             "Give a video file such as .mp4, .mkv, .mov or .webm."
         )
     if not candidates:
-        found = ", ".join(_stream_desc(s) for s in container.streams) or "no streams at all"
+        found = ", ".join(stream_desc(s) for s in container.streams) or "no streams at all"
         raise VideoIOError(
             f"'{p}' has no video stream (it contains: {found}). Video Engine needs a file with a video track; "
             "to add this file's audio to a video, pass it as the writer's audio source (audio_from) instead."
@@ -326,10 +296,9 @@ def probe(path, count_frames: bool = False) -> VideoInfo:
 class VideoReader:
     """Decode a video one frame at a time as ``uint8`` RGB arrays ``[H, W, 3]``.
 
-    Use as a context manager; iterate it for single frames or call
-    :meth:`read_chunks` for arrays of up to ``n`` frames. Frames come in
-    presentation order, as the decoder outputs them. Only the video stream is
-    demuxed and decoded; memory use does not grow with the video's length.
+    Use as a context manager and iterate it. Frames come in presentation order,
+    as the decoder outputs them. Only the video stream is demuxed and decoded;
+    memory use does not grow with the video's length.
 
     ``errors="raise"`` (default) turns a decoding error into :class:`VideoIOError`;
     ``errors="skip"`` logs it and drops the damaged packet instead.
@@ -371,7 +340,7 @@ class VideoReader:
         self._assume_709 = self.info.height >= 720 or self.info.width >= 1280
         logger.debug(
             "opened %s: %dx%d @ %s fps, codec %s, ~%s frames",
-            self.path, self.width, self.height, _fmt_fps(self.fps), self.info.codec, self.info.frame_count,
+            self.path, self.width, self.height, fps_text(self.fps), self.info.codec, self.info.frame_count,
         )
 
     # convenience mirrors of info
@@ -402,27 +371,6 @@ class VideoReader:
         if self._iter is None:
             self._iter = self._decode()
         return next(self._iter)
-
-    def read_chunks(self, n: int) -> Iterator[np.ndarray]:
-        """Yield arrays ``[k, H, W, 3]`` (uint8) of ``k <= n`` consecutive frames; only the last may be short."""
-        n = int(n)
-        if n < 1:
-            raise ValueError("chunk size must be >= 1")
-        while True:
-            buf = None
-            k = 0
-            for frame in self:
-                if buf is None:
-                    buf = np.empty((n, *frame.shape), dtype=np.uint8)
-                buf[k] = frame
-                k += 1
-                if k == n:
-                    break
-            if k == 0:
-                return
-            yield buf[:k]
-            if k < n:
-                return
 
     def _start_pts(self) -> int | None:
         """The timestamp of frame ``self.start`` (None: count frames instead), after seeking before it."""
@@ -505,229 +453,6 @@ class VideoReader:
         return np.ascontiguousarray(rgb.to_ndarray())
 
 
-# --------------------------------------------------------------------------- audio carry-over
-
-
-class _AudioCarry:
-    """Streams the audio of ``src`` into an output container, copying packets if possible.
-
-    Audio is muxed incrementally (:meth:`pump`) so it interleaves with the video
-    and nothing is buffered in memory. Times are shifted so that the source's
-    first video frame (if it has video) lines up with output time 0.
-    """
-
-    def __init__(self, src: Path, out_container, mode: str):
-        self.src = src
-        self.mode = "copy"
-        self.failed: str | None = None
-        self._out = out_container
-        self._in = av.open(str(src), "r")
-        try:
-            audio = list(self._in.streams.audio)
-            if not audio:
-                raise _NoAudio(", ".join(_stream_desc(s) for s in self._in.streams) or "no streams")
-            self._in_stream = audio[0]
-            video = [s for s in self._in.streams.video if not _is_attached_pic(s)]
-            self._offset = Fraction(0)
-            if video and video[0].start_time is not None and video[0].time_base:
-                self._offset = Fraction(video[0].start_time) * video[0].time_base
-            want_copy = mode in ("auto", "copy")
-            if want_copy and self._copy_works():
-                self._out_stream = out_container.add_stream_from_template(self._in_stream)
-                self.mode = "copy"
-            elif mode == "copy":
-                raise VideoIOError(
-                    f"The audio codec '{self._in_stream.codec_context.name}' of '{src}' cannot be stored in "
-                    f"a '{out_container.format.name}' file without re-encoding."
-                )
-            else:
-                codec = "aac" if mode in ("auto", "transcode") else mode
-                self._setup_transcode(codec)
-            self._packets = self._in.demux(self._in_stream)
-            self._pending = None  # packet or frame held back for a later pump()
-            self._decoded: list = []
-            self._next_pts = None
-            self.muxed_until = 0.0
-        except BaseException:
-            self._in.close()
-            raise
-
-    # -- setup
-
-    def _copy_works(self) -> bool:
-        """Trial-mux a few packets into an in-memory container of the same format."""
-        fmt = self._out.format.name.split(",")[0]
-        try:
-            with av.open(str(self.src), "r") as probe_in:
-                s_in = probe_in.streams.audio[0]
-                buf = io.BytesIO()
-                with av.open(buf, "w", format=fmt) as trial:
-                    s_out = trial.add_stream_from_template(s_in)
-                    n = 0
-                    for pkt in probe_in.demux(s_in):
-                        if pkt.size == 0 or pkt.dts is None:
-                            continue
-                        pkt.stream = s_out
-                        trial.mux(pkt)
-                        n += 1
-                        if n >= 4:
-                            break
-            return True
-        except Exception as exc:
-            logger.info(
-                "audio of %s (%s) cannot be stream-copied into %s (%s); re-encoding it",
-                self.src, self._in_stream.codec_context.name, fmt, exc,
-            )
-            return False
-
-    def _transcode_plan(self, codec: str) -> tuple[int, str]:
-        """Pick sample rate and channel layout for re-encoding, verified by a trial encode."""
-        in_cc = self._in_stream.codec_context
-        rate = int(in_cc.sample_rate or 48000)
-        if codec == "aac" and rate not in _AAC_RATES:
-            rate = 48000
-        n = in_cc.layout.nb_channels
-        layouts = ["mono"] if n == 1 else ["stereo"] if n == 2 else [in_cc.layout.name, "stereo"]
-        last: Exception | None = None
-        for layout in layouts:
-            try:
-                self._trial_transcode(codec, rate, layout)
-                return rate, layout
-            except Exception as exc:  # try the next, simpler layout
-                last = exc
-        raise VideoIOError(f"re-encoding the audio to {codec} failed ({last})")
-
-    def _trial_transcode(self, codec: str, rate: int, layout: str) -> None:
-        fmt = self._out.format.name.split(",")[0]
-        with av.open(str(self.src), "r") as probe_in, av.open(io.BytesIO(), "w", format=fmt) as trial:
-            s_in = probe_in.streams.audio[0]
-            s_out = self._add_audio_stream(trial, codec, rate, layout)
-            n = pts = 0
-            for frame in probe_in.decode(s_in):
-                frame.pts = pts
-                frame.time_base = Fraction(1, frame.sample_rate)
-                pts += frame.samples
-                trial.mux(s_out.encode(frame))
-                n += 1
-                if n >= 3:
-                    break
-            trial.mux(s_out.encode(None))
-
-    @staticmethod
-    def _add_audio_stream(container, codec: str, rate: int, layout: str):
-        out = container.add_stream(codec, rate=rate)
-        cc = out.codec_context
-        cc.layout = layout
-        cc.bit_rate = 96000 * max(1, min(cc.channels, 2))
-        cc.time_base = Fraction(1, rate)
-        return out
-
-    def _setup_transcode(self, codec: str) -> None:
-        rate, layout = self._transcode_plan(codec)
-        self._out_stream = self._add_audio_stream(self._out, codec, rate, layout)
-        self.mode = "transcode"
-
-    # -- muxing
-
-    def pump(self, until: float) -> None:
-        """Mux source audio that starts before ``until`` seconds (output time)."""
-        if self.failed:
-            return
-        try:
-            if self.mode == "copy":
-                self._pump_copy(until)
-            else:
-                self._pump_transcode(until)
-        except Exception as exc:
-            self.failed = f"audio stopped at {self.muxed_until:.2f}s: {exc}"
-            logger.warning("%s: %s; continuing without the rest of the audio", self.src, self.failed)
-
-    def finish(self, until: float) -> None:
-        self.pump(until)
-        if self.mode == "transcode" and not self.failed:
-            try:
-                self._out.mux(self._out_stream.encode(None))
-            except Exception as exc:
-                self.failed = f"flushing the audio encoder failed: {exc}"
-                logger.warning("%s: %s", self.src, self.failed)
-
-    def close(self) -> None:
-        try:
-            self._in.close()
-        except Exception:
-            pass
-
-    def _pump_copy(self, until: float) -> None:
-        while True:
-            pkt = self._pending
-            self._pending = None
-            if pkt is None:
-                pkt = next(self._packets, None)
-                if pkt is None:
-                    return
-            if pkt.size == 0 or (pkt.pts is None and pkt.dts is None):
-                continue
-            tb = pkt.time_base
-            ts = pkt.pts if pkt.pts is not None else pkt.dts
-            start = float(ts * tb - self._offset)
-            if start >= until:
-                self._pending = pkt
-                return
-            end = start + float((pkt.duration or 0) * tb)
-            if end <= 0 and start < 0:
-                continue  # entirely before the first video frame
-            if self._offset:
-                shift = round(self._offset / tb)
-                if pkt.pts is not None:
-                    pkt.pts -= shift
-                if pkt.dts is not None:
-                    pkt.dts -= shift
-            pkt.stream = self._out_stream
-            self._out.mux(pkt)
-            self.muxed_until = max(self.muxed_until, end)
-
-    def _pump_transcode(self, until: float) -> None:
-        while True:
-            frame = self._pending
-            self._pending = None
-            if frame is None:
-                frame = self._next_decoded()
-                if frame is None:
-                    return
-            if frame.pts is not None and frame.time_base:
-                start = float(frame.pts * frame.time_base - self._offset)
-            else:
-                start = self.muxed_until
-            if start >= until:
-                self._pending = frame
-                return
-            end = start + frame.samples / frame.sample_rate
-            if end <= 0:
-                continue
-            if self._next_pts is None:
-                self._next_pts = max(0, round(start * frame.sample_rate))
-            frame.pts = self._next_pts
-            frame.time_base = Fraction(1, frame.sample_rate)
-            self._next_pts += frame.samples
-            self._out.mux(self._out_stream.encode(frame))
-            self.muxed_until = max(self.muxed_until, end)
-
-    def _next_decoded(self):
-        buffered = self._decoded
-        while not buffered:
-            pkt = next(self._packets, None)
-            if pkt is None:
-                return None
-            buffered = list(pkt.decode())
-        frame = buffered.pop(0)
-        self._decoded = buffered
-        return frame
-
-
-class _NoAudio(Exception):
-    pass
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -774,15 +499,7 @@ class VideoWriter:
         protect=(),
     ):
         self.fps = as_fps(fps)
-        try:
-            self.width, self.height = int(width), int(height)
-        except (TypeError, ValueError):
-            raise VideoIOError(
-                f"Invalid frame size {width!r}x{height!r}: width and height must be positive "
-                "integers."
-            ) from None
-        if self.width <= 0 or self.height <= 0:
-            raise VideoIOError(f"Invalid frame size {self.width}x{self.height}: width and height must be positive.")
+        self.width, self.height = _frame_size(width, height)
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
         #: Paths never written (the inputs; audio_from is one): neither the output nor the partial file.
@@ -797,116 +514,103 @@ class VideoWriter:
         self.audio_status = "none"
         self.audio_detail = ""
         self._state = "setup"  # "open" once set up; a writer that failed to set up has nothing to close
-        self._audio: _AudioCarry | None = None
+        self._audio: AudioCarry | None = None
         self._container = None
         self._remux = template is not None
-
-        # ---- codec and pixel format
-        if codec is None:
-            codec = best_codec()
-        elif not codec_available(codec):
-            raise VideoIOError(
-                f"Video encoder '{codec}' is not available in PyAV's FFmpeg build. "
-                f"Leave the codec unset to use the best available one ({best_codec()})."
-            )
-        self.codec = av.codec.Codec(codec, "w").name
-        supported = [f.name for f in (av.codec.Codec(self.codec, "w").video_formats or [])]
-        if supported and pix_fmt not in supported:
-            fallback = "yuv420p" if "yuv420p" in supported else supported[0]
-            logger.warning("encoder %s does not support pix_fmt %s; using %s", self.codec, pix_fmt, fallback)
-            pix_fmt = fallback
-        self.pix_fmt = pix_fmt
+        self.codec, self.pix_fmt = _choose_codec(codec, pix_fmt)
+        self._full_range = self.pix_fmt.startswith("yuvj")
         self.out_width, self.out_height = self._fit_size(odd_size)
-        fps_enc = self.fps
-        if self.codec == "mpeg4" and fps_enc > 65535:
-            raise VideoIOError(f"{_fmt_fps(fps_enc)} fps is too high for the mpeg4 encoder (max 65535).")
-        if self.codec == "mpeg4" and fps_enc.numerator > 65535:
-            fps_enc = _limit_numerator(fps_enc, 65535)
-            logger.warning("mpeg4 cannot store %s fps exactly; using %s", _fmt_fps(self.fps), _fmt_fps(fps_enc))
-        self._time_base = 1 / fps_enc
-        self._fps_enc = fps_enc
+        self._fps_enc = _encoder_fps(self.codec, self.fps)
+        self._time_base = 1 / self._fps_enc
 
-        # ---- temp file + container + video stream
         try:
             self._tmp = safe_write.temp_path(self.path)
         except safe_write.TargetError as exc:
             raise VideoIOError(str(exc)) from None
-        try:
-            try:
-                self._container = av.open(str(self._tmp), "w")
-            except (av.error.FFmpegError, ValueError, OSError) as exc:
-                raise VideoIOError(
-                    f"Cannot write '{self.path}': FFmpeg has no muxer for the extension '{self.path.suffix}' ({exc}). "
-                    "Use .mp4, .mkv or .mov."
-                ) from exc
-            try:
-                if template is not None:
-                    with av.open(str(template), "r") as t:
-                        stream = self._container.add_stream_from_template(t.streams.video[0])
-                else:
-                    stream = self._container.add_stream(self.codec, rate=fps_enc)
-            except ValueError as exc:
-                raise VideoIOError(
-                    f"Cannot write '{self.path}': {exc}. Use a .mp4 or .mkv file name, or another codec."
-                ) from exc
-            stream.width = self.out_width
-            stream.height = self.out_height
-            stream.pix_fmt = self.pix_fmt
-            stream.time_base = self._time_base
-            cc = stream.codec_context
-            cc.time_base = self._time_base
-            cc.framerate = fps_enc
-            rgb = av.VideoFormat(self.pix_fmt).is_rgb  # libx264rgb & co store RGB itself: no YUV matrix
-            self._full_range = rgb or self.pix_fmt.startswith("yuvj")
-            for attr, value in (("colorspace", _AVCOL_SPC_RGB if rgb else _AVCOL_BT709),
-                                ("color_primaries", _AVCOL_BT709), ("color_trc", _AVCOL_BT709)):
-                try:
-                    setattr(cc, attr, value)
-                except Exception:  # pragma: no cover
-                    pass
-            cc.color_range = int(ColorRange.JPEG if self._full_range else ColorRange.MPEG)
-            opts = {}
-            if bit_rate:
-                cc.bit_rate = int(bit_rate)
-            elif self.codec in _CRF_CODECS:
-                if crf is not None and not 0 <= crf <= 51:
-                    raise VideoIOError(f"crf must be between 0 (lossless) and 51 (worst), got {crf}; 18 is a good default.")
-                opts["crf"] = str(DEFAULT_CRF if crf is None else int(crf))
-            elif self.codec == "mpeg4":
-                # Fixed quantiser like `ffmpeg -q:v 3` (crf 18 -> q 3); qmin/qmax pin it, since
-                # PyAV cannot set the per-frame quality that -q:v relies on.
-                q = max(2, min(31, round((DEFAULT_CRF if crf is None else int(crf)) / 6)))
-                opts.update({"flags": "+qscale", "global_quality": str(q * 118), "qmin": str(q), "qmax": str(q)})
-            else:
-                cc.bit_rate = _default_bit_rate(self.out_width, self.out_height, fps_enc)
-            if self.codec in _CRF_CODECS:
-                opts["preset"] = preset or DEFAULT_PRESET
-            cc.options.update(opts)
-            try:  # open now, so bad settings fail here and not at the first frame
-                if template is None:
-                    cc.open()
-            except (av.error.FFmpegError, ValueError) as exc:
-                raise VideoIOError(
-                    f"Cannot set up the {self.codec} encoder for {self.out_width}x{self.out_height} {self.pix_fmt} "
-                    f"at {_fmt_fps(fps_enc)} fps ({exc}). Check the codec settings (crf, preset, bit_rate)."
-                ) from exc
-            self._stream = stream
+        with contextlib.ExitStack() as on_error:  # anything below fails (or is interrupted): no temporary file is left
+            on_error.callback(self._fail)
+            self._container = self._open_container()
+            self._stream = self._add_video_stream(crf, preset, bit_rate, template)
             self._reformatter = VideoReformatter()
-
-            # ---- audio
             if audio_from is not None:
                 self._setup_audio(audio_from, audio_codec)
-        except BaseException:
-            self._state = "failed"
-            self._discard()
-            raise
+            on_error.pop_all()
         self._state = "open"
         logger.info(
             "writing %s: %dx%d @ %s fps, %s %s (temporary file %s)",
-            self.path, self.out_width, self.out_height, _fmt_fps(self.fps), self.codec, self.pix_fmt, self._tmp.name,
+            self.path, self.out_width, self.out_height, fps_text(self.fps), self.codec, self.pix_fmt, self._tmp.name,
         )
 
     # ---------------------------------------------------------------- setup helpers
+
+    def _fail(self) -> None:
+        self._state = "failed"
+        self._discard()
+
+    def _open_container(self):
+        try:
+            return av.open(str(self._tmp), "w")
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise VideoIOError(
+                f"Cannot write '{self.path}': FFmpeg has no muxer for the extension '{self.path.suffix}' ({exc}). "
+                "Use .mp4, .mkv or .mov."
+            ) from exc
+
+    def _add_video_stream(self, crf, preset, bit_rate, template=None):
+        """The output's video stream, its encoder set up (BT.709 tags, quality options) and opened;
+        with a `template` file, a stream copied from its video stream (for remuxing: not opened)."""
+        try:
+            if template is not None:
+                with av.open(str(template), "r") as t:
+                    stream = self._container.add_stream_from_template(t.streams.video[0])
+            else:
+                stream = self._container.add_stream(self.codec, rate=self._fps_enc)
+        except ValueError as exc:
+            raise VideoIOError(
+                f"Cannot write '{self.path}': {exc}. Use a .mp4 or .mkv file name, or another codec."
+            ) from exc
+        stream.width = self.out_width
+        stream.height = self.out_height
+        stream.pix_fmt = self.pix_fmt
+        stream.time_base = self._time_base
+        cc = stream.codec_context
+        cc.time_base = self._time_base
+        cc.framerate = self._fps_enc
+        rgb = av.VideoFormat(self.pix_fmt).is_rgb  # libx264rgb & co store RGB itself: no YUV matrix
+        self._full_range = rgb or self.pix_fmt.startswith("yuvj")
+        for attr, value in (("colorspace", _AVCOL_SPC_RGB if rgb else _AVCOL_BT709),
+                            ("color_primaries", _AVCOL_BT709), ("color_trc", _AVCOL_BT709)):
+            try:
+                setattr(cc, attr, value)
+            except Exception:  # pragma: no cover
+                pass
+        cc.color_range = int(ColorRange.JPEG if self._full_range else ColorRange.MPEG)
+        opts = {}
+        if bit_rate:
+            cc.bit_rate = int(bit_rate)
+        elif self.codec in _CRF_CODECS:
+            if crf is not None and not 0 <= crf <= 51:
+                raise VideoIOError(f"crf must be between 0 (lossless) and 51 (worst), got {crf}; 18 is a good default.")
+            opts["crf"] = str(DEFAULT_CRF if crf is None else int(crf))
+        elif self.codec == "mpeg4":
+            # Fixed quantiser like `ffmpeg -q:v 3` (crf 18 -> q 3); qmin/qmax pin it, since
+            # PyAV cannot set the per-frame quality that -q:v relies on.
+            q = max(2, min(31, round((DEFAULT_CRF if crf is None else int(crf)) / 6)))
+            opts.update({"flags": "+qscale", "global_quality": str(q * 118), "qmin": str(q), "qmax": str(q)})
+        else:
+            cc.bit_rate = _default_bit_rate(self.out_width, self.out_height, self._fps_enc)
+        if self.codec in _CRF_CODECS:
+            opts["preset"] = preset or DEFAULT_PRESET
+        cc.options.update(opts)
+        try:  # open now, so bad settings fail here and not at the first frame
+            if template is None:
+                cc.open()
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise VideoIOError(
+                f"Cannot set up the {self.codec} encoder for {self.out_width}x{self.out_height} {self.pix_fmt} "
+                f"at {fps_text(self._fps_enc)} fps ({exc}). Check the codec settings (crf, preset, bit_rate)."
+            ) from exc
+        return stream
 
     def _fit_size(self, odd_size: str) -> tuple[int, int]:
         fmt = av.VideoFormat(self.pix_fmt)
@@ -930,8 +634,8 @@ class VideoWriter:
         mode = audio_codec or "auto"
         try:
             _check_input_path(src, "Audio source")
-            self._audio = _AudioCarry(src, self._container, mode)
-        except _NoAudio as exc:
+            self._audio = AudioCarry(src, self._container, mode)
+        except NoAudio as exc:
             self.audio_status = "source-has-no-audio"
             self.audio_detail = f"'{src}' has no audio stream (it contains: {exc})"
             logger.info("%s; writing video without audio", self.audio_detail)
@@ -971,10 +675,6 @@ class VideoWriter:
                 pass
 
     # ---------------------------------------------------------------- writing
-
-    @property
-    def closed(self) -> bool:
-        return self._state != "open"
 
     @property
     def duration(self) -> float:
@@ -1206,6 +906,47 @@ class VideoWriter:
             logger.warning("could not remove temporary file %s: %s", self._tmp, exc)
 
 
+def _frame_size(width, height) -> tuple[int, int]:
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError):
+        raise VideoIOError(
+            f"Invalid frame size {width!r}x{height!r}: width and height must be positive integers."
+        ) from None
+    if w <= 0 or h <= 0:
+        raise VideoIOError(f"Invalid frame size {w}x{h}: width and height must be positive.")
+    return w, h
+
+
+def _choose_codec(codec: str | None, pix_fmt: str) -> tuple[str, str]:
+    """The encoder's canonical name and a pixel format it takes (the asked one, else yuv420p or its first)."""
+    if codec is None:
+        codec = best_codec()
+    elif not codec_available(codec):
+        raise VideoIOError(
+            f"Video encoder '{codec}' is not available in PyAV's FFmpeg build. "
+            f"Leave the codec unset to use the best available one ({best_codec()})."
+        )
+    name = av.codec.Codec(codec, "w").name
+    supported = [f.name for f in (av.codec.Codec(name, "w").video_formats or [])]
+    if supported and pix_fmt not in supported:
+        fallback = "yuv420p" if "yuv420p" in supported else supported[0]
+        logger.warning("encoder %s does not support pix_fmt %s; using %s", name, pix_fmt, fallback)
+        pix_fmt = fallback
+    return name, pix_fmt
+
+
+def _encoder_fps(codec: str, fps: Fraction) -> Fraction:
+    """The rate the encoder is given: `fps`, except where mpeg4 cannot store it exactly."""
+    if codec == "mpeg4" and fps > 65535:
+        raise VideoIOError(f"{fps_text(fps)} fps is too high for the mpeg4 encoder (max 65535).")
+    if codec == "mpeg4" and fps.numerator > 65535:
+        enc = _limit_numerator(fps, 65535)
+        logger.warning("mpeg4 cannot store %s fps exactly; using %s", fps_text(fps), fps_text(enc))
+        return enc
+    return fps
+
+
 def _check_output_path(path, overwrite: bool, protect=()) -> Path:
     p = Path(os.fspath(path))
     if p.is_dir():
@@ -1253,134 +994,3 @@ def _limit_numerator(fps: Fraction, max_num: int) -> Fraction:
 def _default_bit_rate(width: int, height: int, fps: Fraction) -> int:
     # ~0.15 bits per pixel, plenty for H.264-class encoders at these sizes.
     return int(max(500_000, min(50_000_000, width * height * float(fps) * 0.15)))
-
-
-# --------------------------------------------------------------------------- synthetic media
-
-
-def synthetic_frame(index: int, width: int, height: int, n_frames: int = 48) -> np.ndarray:
-    """Deterministic smooth test frame ``[height, width, 3]`` uint8: drifting gradients plus a moving blob."""
-    t = index / max(1, n_frames)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    u, v = x / max(1, width), y / max(1, height)
-    r = 128 + 90 * np.sin(2 * np.pi * (u + t))
-    g = 128 + 90 * np.sin(2 * np.pi * (v - t) + 1.0)
-    b = 128 + 70 * np.cos(2 * np.pi * (u + v + 2 * t))
-    cx = width * (0.2 + 0.6 * t)
-    cy = height * (0.5 + 0.25 * np.sin(2 * np.pi * t))
-    sigma = max(2.0, 0.12 * min(width, height))
-    blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
-    r = r * (1 - blob) + 250 * blob
-    g = g * (1 - blob) + 230 * blob
-    b = b * (1 - blob) + 40 * blob
-    return np.clip(np.stack([r, g, b], axis=-1) + 0.5, 0, 255).astype(np.uint8)
-
-
-_TONE_CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".mka": "pcm_s16le", ".mkv": "pcm_s16le"}
-
-
-def make_sample_tone(
-    path, duration: float = 2.0, sample_rate: int = 48000, freq: float = 440.0, codec: str | None = None
-) -> Path:
-    """Write an audio-only file with a stereo sine tone (AAC for .m4a/.mp4, PCM for .wav/.mkv, MP3 for .mp3)."""
-    p = Path(os.fspath(path))
-    if codec is None:
-        codec = _TONE_CODECS.get(p.suffix.lower(), "aac")
-        if codec == "aac" and not codec_available("aac"):
-            codec = "libmp3lame"
-    n_total = int(round(duration * sample_rate))
-    with av.open(str(p), "w") as out:
-        stream = out.add_stream(codec, rate=sample_rate)
-        stream.codec_context.layout = "stereo"
-        fmt = stream.codec_context.format.name
-        stream.codec_context.time_base = Fraction(1, sample_rate)
-        block = stream.codec_context.frame_size or 1024
-        pos = 0
-        while pos < n_total:
-            n = min(block, n_total - pos)
-            tt = (np.arange(pos, pos + n) / sample_rate).astype(np.float64)
-            mono = 0.3 * np.sin(2 * np.pi * freq * tt)
-            frame = _audio_frame(mono, fmt, sample_rate)
-            frame.pts = pos
-            frame.time_base = Fraction(1, sample_rate)
-            out.mux(stream.encode(frame))
-            pos += n
-        out.mux(stream.encode(None))
-    return p
-
-
-def write_audio(path, samples: np.ndarray, sample_rate: int, codec: str = "aac") -> Path:
-    """Encode float samples ``[channels, n]`` (in [-1, 1]) into an audio-only file, block by block.
-
-    For audio that exists only in memory (e.g. a ComfyUI AUDIO), so that :class:`VideoWriter` can
-    carry it as ``audio_from``. 1, 2 and 6 channels keep their layout; more are cut to the first two.
-    """
-    p = Path(os.fspath(path))
-    data = np.asarray(samples, dtype=np.float32)
-    if data.ndim != 2 or data.shape[1] == 0:
-        raise VideoIOError(f"audio samples must be [channels, samples] with at least one sample, got {data.shape}")
-    layouts = {1: "mono", 2: "stereo", 6: "5.1"}
-    if data.shape[0] not in layouts:
-        logger.warning("%d audio channels: keeping the first two", data.shape[0])
-        data = data[:2]
-    rate = int(sample_rate)
-    with av.open(str(p), "w") as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.codec_context.layout = layouts[data.shape[0]]
-        stream.codec_context.time_base = Fraction(1, rate)
-        block = stream.codec_context.frame_size or 1024
-        for pos in range(0, data.shape[1], block):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, pos:pos + block]), format="fltp",
-                                               layout=layouts[data.shape[0]])
-            frame.sample_rate = rate
-            frame.pts = pos
-            frame.time_base = Fraction(1, rate)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return p
-
-
-def _audio_frame(mono: np.ndarray, fmt: str, rate: int):
-    stereo = np.stack([mono, mono])
-    if fmt in ("s16", "s16p"):
-        data = (stereo * 32767).astype(np.int16)
-    else:
-        data = stereo.astype(np.float32)
-        fmt = fmt if fmt in ("flt", "fltp") else "fltp"
-    if not fmt.endswith("p"):
-        data = data.T.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="stereo")
-    frame.sample_rate = rate
-    return frame
-
-
-def make_sample_clip(
-    path,
-    n_frames: int = 48,
-    size: tuple[int, int] = (320, 192),
-    fps=Fraction(24),
-    audio: bool = False,
-    codec: str | None = None,
-) -> Path:
-    """Synthesise a short deterministic test clip (``size`` is ``(width, height)``).
-
-    With ``audio=True`` a 440 Hz sine tone as long as the video is added.
-    Returns the path written.
-    """
-    p = Path(os.fspath(path))
-    width, height = int(size[0]), int(size[1])
-    fps = as_fps(fps)
-    tone = None
-    try:
-        if audio:
-            tone = safe_write.temp_path(p.with_name(f"{p.stem}.tone{'.m4a' if codec_available('aac') else '.mp3'}"))
-            make_sample_tone(tone, duration=float(n_frames / fps))
-        with VideoWriter(p, fps, width, height, codec=codec, audio_from=tone, preset="veryfast") as writer:
-            for i in range(n_frames):
-                writer.write(synthetic_frame(i, width, height, n_frames))
-        if audio and writer.audio_status not in ("copied", "transcoded"):
-            logger.warning("sample clip %s has no audio: %s", p, writer.audio_detail)
-    finally:
-        if tone is not None and tone.exists():
-            tone.unlink()
-    return p

@@ -23,7 +23,7 @@ import torch
 from .errors import InputError
 from .fetch import pinned_mismatch
 from .film import FilmConfig, FilmNet
-from .ifnet import IFNet, IFNetConfig
+from .ifnet import IFNet, IFNetConfig, passthrough_channels
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
                 cin, cout = (w[0], w[1]) if transposed else (w[1], w[0])
                 ls.append((i, int(cin), int(cout), transposed))
             layers, feat = tuple(ls), ls[-1][2]
-    passthrough = out_ch - 5 if out_ch > 6 else 0
+    passthrough = passthrough_channels(out_ch)
     want0 = 7 + 2 * feat
     want = 12 + 2 * feat + passthrough
     if cins[0] != want0 or any(c != want for c in cins[1:]):

@@ -3,40 +3,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..engine.ladder import ON_EXHAUSTED, RUNGS, Policy
+from ..engine.ladder import ON_EXHAUSTED, RUNG_HELP, RUNGS, Policy
 from .types import CATEGORY, FallbackSocket, schema_extras
-
-RUNG_HELP = {
-    "retry": "retry the failed batch once (after freeing memory)",
-    "halve_batch": "halve the batch size, down to 1",
-    "flow_scale": "lower RIFE's flow scale (0.5, then 0.25): less memory, coarser motion",
-    "reduce_resolution": "interpolate at a lower resolution (down to min_res_scale) and resize the result back",
-    "cpu": "move to the CPU (slow, but plenty of memory)",
-    "builtin_flow": "switch from RIFE or FILM to the built-in optical flow",
-    "blend": "switch to a plain cross-fade (cannot fail)",
-}
-
-
-def describe_policy(policy: Policy) -> str:
-    allowed = [r for r in RUNGS if policy.allows(r)]
-    below_floor = [r for r in policy.rungs if r in RUNGS and not policy.allows(r)]
-    off = [r for r in RUNGS if r not in policy.rungs]
-    lines = ["On an out-of-memory or GPU driver error the run continues from the frame that failed, "
-             "trying in order:"]
-    if allowed:
-        lines += [f"  {i}. {r}: {RUNG_HELP[r]}" for i, r in enumerate(allowed, 1)]
-    else:
-        lines.append("  (no recovery step allowed)")
-    if off:
-        lines.append("switched off: " + ", ".join(off))
-    if below_floor:
-        lines.append(f"below the quality floor '{policy.quality_floor}', never used: " + ", ".join(below_floor))
-    lines.append(f"at most {policy.max_attempts} recovery attempt(s); a driver error skips to the CPU")
-    lines.append("when every allowed step has failed: "
-                 + ("stop with an error that lists what was tried" if policy.on_exhausted == "raise"
-                    else "pass the remaining frames through as duplicates and say so in the report"))
-    return "\n".join(lines)
-
 
 class FallbackSwitch(io.ComfyNode):
     @classmethod
@@ -82,5 +50,5 @@ class FallbackSwitch(io.ComfyNode):
                        reduce_resolution=reduce_resolution, cpu=cpu, builtin_flow=builtin_flow, blend=blend)
         policy = Policy(rungs=tuple(r for r in RUNGS if enabled[r]), max_attempts=int(max_attempts),
                         quality_floor=quality_floor, on_exhausted=on_exhausted, min_res_scale=float(min_res_scale))
-        return io.NodeOutput(policy, describe_policy(policy))
+        return io.NodeOutput(policy, policy.describe())
 

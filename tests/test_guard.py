@@ -8,7 +8,7 @@ from engine import guard, resources
 from engine.errors import InputError
 from engine.guard import STRATEGIES, AdaptiveBatch, Calibration, calibrate, measure_peak_bytes, plan
 from engine.ifnet import IFNet
-from engine.methods import FlowMethod, RifeMethod
+from engine.methods import BlendMethod, FlowMethod, RifeMethod
 from engine.pipeline import format_report, interpolate
 from engine.runner import Settings
 from engine.zoo import build_ifnet
@@ -132,6 +132,60 @@ def test_adaptive_batch_steps_back_when_bigger_is_slower(monkeypatch):
     for _ in range(3):
         assert ad(1, 0.10, Settings(batch_size=1)) is None  # and it stays at 1
     assert ad.changes == [(1, 2), (2, 1)]
+
+
+def test_adaptive_batch_never_grows_back_to_a_size_that_ran_out_of_memory(monkeypatch):
+    cal = Calibration(fixed_bytes=0, bytes_per_item_px=1.0, seconds_per_item_px=1e-6, probe=(64, 64))
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda d: 2**40)  # the model says everything fits
+    ad = AdaptiveBatch(cal, 1000, "cpu", 0.8, 8)
+    assert ad(3, 0.3, Settings(batch_size=3)) == 4
+    ad.after_recovery(Settings(batch_size=4), "oom")  # ... but batch 4 ran out of memory
+    assert ad.rate == {}, "throughput measured under the old settings is forgotten"
+    assert ad(2, 0.2, Settings(batch_size=2)) == 3
+    for _ in range(3):
+        assert ad(3, 0.25, Settings(batch_size=3)) is None  # faster, but 4 is what failed: stay at 3
+    assert ad(4, 0.2, Settings(batch_size=4)) == 3  # handed the failed size (a retry): back below it
+    ad.after_recovery(Settings(batch_size=3), "driver")  # not a memory error: the ceiling stays
+    assert ad.ceiling == 3
+
+
+def test_adaptive_batch_measures_the_device_the_run_is_on(monkeypatch):
+    """After the ladder's cpu rung a CUDA-planned run is sized from RAM, with the CPU's batch cap."""
+    cal = Calibration(fixed_bytes=0, bytes_per_item_px=1.0, seconds_per_item_px=1e-6, probe=(64, 64))
+    asked = []
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda d: asked.append(str(d)) or 2**40)
+    ad = AdaptiveBatch(cal, 1000, "cuda:0", 0.8, 16)
+    assert ad(2, 0.2, Settings(device="cuda:0", batch_size=2)) == 3
+    ad.after_recovery(Settings(device="cuda:0", batch_size=3), "driver")
+    bs = 2
+    for _ in range(6):
+        bs = ad(bs, 0.1 * bs, Settings(device="cpu", batch_size=bs)) or bs
+    assert asked[0] == "cuda:0" and set(asked[1:]) == {"cpu"}
+    assert bs == guard.ADAPTIVE_MAX_BATCH_CPU
+
+
+def test_ladder_tells_the_adaptive_batch_about_each_recovery_step(monkeypatch):
+    from engine.ladder import Fault, run
+    from engine.runner import allocate_output
+    from engine.schedule import make_schedule
+
+    cal = Calibration(fixed_bytes=0, bytes_per_item_px=1.0, seconds_per_item_px=1e-6, probe=(64, 64))
+    monkeypatch.setattr(guard, "free_memory_bytes", lambda d: 2**40)
+
+    class Untimed(AdaptiveBatch):  # sized by memory alone: no throughput comparisons, so no timing noise
+        def __call__(self, items, seconds, settings):
+            return super().__call__(items, 0.0, settings)
+
+    ad = Untimed(cal, 1000, "cpu", 0.8, 8)
+    frames = torch.rand(12, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    sched = make_schedule(12, 2)
+    # batches of 1, 2, 3 (tasks 1 | 3 5 | 7 9 11): the batch of 3 holding task 9 runs out of memory twice
+    res = run(frames, sched, BlendMethod(), Settings(batch_size=1), allocate_output(sched.n_out, 16, 16),
+              adapt=ad, faults=[Fault(9, "cpu_oom", 0), Fault(9, "cpu_oom", 1)])
+    assert res.path == ["retry", "halve_batch"]
+    assert [e["settings"]["batch_size"] for e in res.events] == [3, 3], "the size that failed, as it ran"
+    assert res.events[1]["next_settings"]["batch_size"] == 1, "halved from the size that failed (3 // 2)"
+    assert ad.ceiling == 2 and max(b for _, b in ad.changes[2:]) <= 2
 
 
 def test_pipeline_report_is_json_and_readable():

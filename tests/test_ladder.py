@@ -134,6 +134,25 @@ def test_input_errors_interrupts_and_bugs_are_never_retried(kind, exc):
     assert injector.tries[3] == 1  # one try, no retry
 
 
+def test_a_genuine_bug_keeps_its_own_traceback():
+    """Not retried, and raised with the traceback of where it happened (not stripped, not wrapped)."""
+    import traceback
+
+    class Buggy(BlendMethod):
+        def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
+            return self._compute_the_frame(s0)
+
+        def _compute_the_frame(self, s0):
+            return {}["missing key"]
+
+    sched = make_schedule(N, 2)
+    with pytest.raises(KeyError) as e:
+        run(FRAMES, sched, Buggy(), Settings(batch_size=1), allocate_output(sched.n_out, H, W))
+    frames = [f.name for f in traceback.extract_tb(e.value.__traceback__)]
+    assert frames[-1] == "_compute_the_frame" and "interpolate" in frames, frames
+    assert e.value.__suppress_context__, "shown without the runner's BatchFailed wrapper"
+
+
 def test_comfy_interrupt_is_reraised_at_once():
     class InterruptProcessingException(Exception):
         pass
@@ -147,6 +166,23 @@ def test_comfy_interrupt_is_reraised_at_once():
     with pytest.raises(InterruptProcessingException):
         run(FRAMES, sched, rife(), Settings(batch_size=1), allocate_output(sched.n_out, H, W), cancel=cancel)
     assert len(calls) == 2
+
+
+def test_fault_specs_parse_or_say_what_is_wrong():
+    from engine.ladder import parse_faults
+
+    assert parse_faults([{"task": 3}, {"task": 5, "kind": "driver", "attempt": None, "device": "cuda"}]) == [
+        Fault(3, "oom", 0), Fault(5, "driver", None, "cuda")]
+    for bad in ([{"task": "3"}], [{"task": 1, "kind": "meteor"}], ["oom"]):
+        with pytest.raises(InputError, match="bad faults entry"):
+            parse_faults(bad)
+
+
+def test_policy_describes_itself():
+    text = Policy(rungs=("retry", "cpu", "blend"), quality_floor="cpu", max_attempts=3).describe()
+    assert "1. retry: retry the failed batch once" in text and "2. cpu: move to the CPU" in text
+    assert "switched off: halve_batch, flow_scale, reduce_resolution, builtin_flow" in text
+    assert "below the quality floor 'cpu', never used: blend" in text and "at most 3 recovery attempt(s)" in text
 
 
 def test_policy_validation():

@@ -13,7 +13,7 @@ from bad_options import CASES
 from engine import cli, methods, pipeline, stream
 from engine.errors import InputError
 from engine.options import Options
-from engine.video_io import make_sample_clip
+from engine.samples import make_sample_clip
 
 
 def _frames_u8(n=3):

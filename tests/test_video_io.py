@@ -21,12 +21,10 @@ from engine.video_io import (  # noqa: E402
     VideoWriter,
     as_fps,
     best_codec,
-    make_sample_clip,
-    make_sample_tone,
     probe,
-    synthetic_frame,
-    write_audio,
 )
+from engine.audio import write_audio  # noqa: E402
+from engine.samples import make_sample_clip, make_sample_tone, synthetic_frame  # noqa: E402
 
 W, H = 96, 64
 
@@ -153,20 +151,6 @@ def test_odd_sizes_are_padded_or_cropped(tmp_path, odd_size, expected):
     w, h = min(33, expected[0]), min(17, expected[1])
     err = np.abs(decoded[2][:h, :w].astype(np.int16) - written[2][:h, :w].astype(np.int16)).mean()
     assert err < 8
-
-
-def test_read_chunks_cover_every_frame_exactly_once(tmp_path):
-    out = tmp_path / "chunks.mp4"
-    _write(out, 13)
-    reference = np.stack(_read_all(out))
-    for n in (1, 5, 13, 40):
-        with VideoReader(out) as r:
-            chunks = list(r.read_chunks(n))
-            assert r.frames_read == 13
-        sizes = [len(c) for c in chunks]
-        assert sizes == [n] * (13 // n) + ([13 % n] if 13 % n else [])
-        assert all(c.shape[1:] == (H, W, 3) for c in chunks)
-        np.testing.assert_array_equal(np.concatenate(chunks), reference)
 
 
 def test_make_sample_clip_defaults(tmp_path):

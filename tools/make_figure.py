@@ -31,7 +31,7 @@ def source_frames():
         with np.load(npz) as z:
             f = z["frames"]
         return f[40], f[42]
-    from engine.video_io import synthetic_frame
+    from engine.samples import synthetic_frame
     return synthetic_frame(10, 448, 256), synthetic_frame(14, 448, 256)
 
 

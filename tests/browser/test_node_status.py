@@ -27,13 +27,13 @@ CLIP_FRAMES = 10
 
 def write_clip(path: Path, frames: int = CLIP_FRAMES) -> Path:
     """~10 frames of real footage (the shared bench's bigbuckbunny clip), else a synthetic clip."""
-    from engine import video_io
+    from engine import samples, video_io
 
     shared = [Path(p) for p in (os.environ.get("VE_SHARED"), REPO.parent / "shared") if p]
     npz = next((p / "bench" / "data" / "bigbuckbunny.npz" for p in shared
                 if (p / "bench" / "data" / "bigbuckbunny.npz").is_file()), None)
     if npz is None:
-        return video_io.make_sample_clip(path, n_frames=frames, size=(320, 192), fps=24)
+        return samples.make_sample_clip(path, n_frames=frames, size=(320, 192), fps=24)
     with np.load(npz) as z:
         clip = np.ascontiguousarray(z["frames"][:frames])
     h, w = clip.shape[1:3]

@@ -70,7 +70,8 @@ def output_files(comfy) -> set[str]:
 
 
 def write_clip(path: Path, frames: np.ndarray, fps=CLIP_FPS, audio=True) -> Path:
-    from engine.video_io import VideoWriter, make_sample_tone
+    from engine.samples import make_sample_tone
+    from engine.video_io import VideoWriter
 
     tone = None
     if audio:
@@ -296,7 +297,7 @@ def test_cancel_mid_run_leaves_nothing_then_a_good_run(comfy, long_clip, clip):
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "audio_only", "empty"])
 def test_corrupt_input_names_the_file(comfy, tmp_path, frames, kind):
-    from engine.video_io import make_sample_tone
+    from engine.samples import make_sample_tone
 
     name = f"ve_corrupt_{kind}_{uuid.uuid4().hex[:6]}.mp4"
     path = tmp_path / name
