@@ -106,6 +106,20 @@ def core_model_inputs() -> list:
                 "memory guard and recovery.")]
 
 
+def run_model(model, interp_model, opts: Options, shape) -> tuple[model_cache.LoadedModel, Options]:
+    """What runs: core's INTERP_MODEL when connected (at the precision core's loader chose, unless the
+    node sets one; call its method's restore() afterwards), else `model` from the menu; loaded where
+    opts.device says. `shape` is the frames' [N, H, W, C] (core's memory estimate)."""
+    if interp_model is not None:
+        loaded = model_cache.from_core(interp_model, opts.device, shape)
+        if opts.precision == "auto":
+            opts = opts.replace(precision=model_cache.precision_of(loaded.method.dtype))
+        return loaded, opts
+    loaded = model_cache.get(model)
+    model_cache.prepare_for_run(loaded, opts.device)
+    return loaded, opts
+
+
 def progress_hooks(status: StatusReporter, node_id):
     """The engine's on_plan and progress callbacks for a node: our live status and ComfyUI's bar
     (whose updates are also ComfyUI's cancel point)."""
@@ -232,14 +246,8 @@ class VideoInterpolate(io.ComfyNode):
                 images = images[..., :3]
             if images.device.type != "cpu":
                 images = images.cpu()
-            if interp_model is not None:
-                loaded = model_cache.from_core(interp_model, opts.device, images.shape)
-                core_method = loaded.method
-                if opts.precision == "auto":  # the precision core's loader chose for this device
-                    opts = opts.replace(precision=model_cache.precision_of(core_method.dtype))
-            else:
-                loaded = model_cache.get(model)
-                model_cache.prepare_for_run(loaded, opts.device)
+            loaded, opts = run_model(model, interp_model, opts, images.shape)
+            core_method = loaded.method if interp_model is not None else None
             result = interpolate(
                 images, loaded.method, options=opts, policy=fallback, progress=on_progress, cancel=mm.throw_exception_if_processing_interrupted,
                 on_event=status.fallback, on_plan=on_plan, monitor_interval=settings.monitor_interval,

@@ -40,9 +40,8 @@ from ..engine.audio import write_audio
 from ..engine.schedule import FrameTimes, as_fraction
 from ..engine.stream import Encoder, interpolate_stream, source_frames, to_uint8
 from ..engine.video_io import VideoWriter, probe
-from . import model_cache
-from .interpolate_node import (check_model, drill_faults, node_status, optional_inputs, progress_hooks,
-                               report_failure, run_inputs, run_options)
+from .interpolate_node import (check_model, core_model_inputs, drill_faults, node_status, optional_inputs,
+                               progress_hooks, report_failure, run_inputs, run_model, run_options)
 from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, schema_extras
 
 log = logging.getLogger(__name__)
@@ -254,6 +253,7 @@ class VideoInterpolateStream(io.ComfyNode):
                                 tooltip="Where save_output puts the file, inside the output folder "
                                         "(numbered, never overwritten)."),
                 *optional_inputs(),
+                *core_model_inputs(),
             ],
             outputs=[
                 io.Video.Output("interpolated_video", display_name="video",
@@ -273,11 +273,11 @@ class VideoInterpolateStream(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, model, multiplier, target_fps, scene_cut_threshold, precision, save_output,
-                filename_prefix, guard=None, fallback=None) -> io.NodeOutput:
+                filename_prefix, guard=None, fallback=None, interp_model=None) -> io.NodeOutput:
         node_id, status = node_status(cls)
         node_id = node_id or ""
         settings = guard if isinstance(guard, GuardSettings) else GuardSettings()
-        source = None
+        source = core_method = None
         try:
             opts = run_options(multiplier, target_fps, None, scene_cut_threshold, precision, settings)
             bad_model = check_model(model)
@@ -285,9 +285,11 @@ class VideoInterpolateStream(io.ComfyNode):
                 raise InputError(bad_model)
             source = video_source(video)
             opts = opts.replace(src_fps=source.fps)  # checks a target fps against the video's
-            loaded = model_cache.get(model)
+            loaded, opts = run_model(model, interp_model, opts, (source.n_frames, source.height, source.width, 3))
+            core_method = loaded.method if interp_model is not None else None
             params = dict(model=model, model_key=loaded.key, options=opts.as_dict(), fallback=repr(fallback))
-            key = None if save_output else cache_key(node_id, source, params)
+            # a result is reused only for a model file it can name (not for core's model object)
+            key = None if save_output or core_method is not None else cache_key(node_id, source, params)
             done = _reusable(key)
             if done is not None:
                 log.info("Video Engine: same inputs as an earlier run, reusing %s", done.path)
@@ -299,6 +301,8 @@ class VideoInterpolateStream(io.ComfyNode):
             report_failure(e, status, node_id)
             raise
         finally:
+            if core_method is not None:
+                core_method.restore()  # core's model back where its ModelPatcher put it
             if source is not None and source.cleanup is not None:
                 source.cleanup()
             gc.collect()
@@ -317,7 +321,6 @@ class VideoInterpolateStream(io.ComfyNode):
         path, name, subfolder, folder_type = _output_path(save_output, filename_prefix, node_id, key,
                                                           source.width, source.height)
         on_plan, on_progress = progress_hooks(status, node_id)
-        model_cache.prepare_for_run(loaded, opts.device)
         sched = opts.schedule(source.n_frames, times=source.frame_times)
         audio_tmp = writer = encoder = None
         try:

@@ -19,8 +19,8 @@ import av
 import numpy as np
 import pytest
 
-from test_nodes import (CLIP_FPS, CLIP_FRAMES, CLIP_NAME, check_progress, check_status_stream, load_api,
-                        node_id_of, preview_text, real_frames, statuses)
+from test_nodes import (CLIP_FPS, CLIP_FRAMES, CLIP_NAME, check_progress, check_status_stream, core_model,  # noqa: F401
+                        load_api, model_dir, node_id_of, preview_text, real_frames, statuses)
 
 pytestmark = pytest.mark.comfyui
 
@@ -136,7 +136,8 @@ def test_schema(comfy):
     assert info["display_name"] == "Video Interpolate (stream)" and info["category"] == "Video Engine"
     assert info["input_order"]["required"] == ["video", "model", "multiplier", "target_fps", "scene_cut_threshold",
                                                "precision", "save_output", "filename_prefix"]
-    assert info["input_order"]["optional"][:2] == ["guard", "fallback"]
+    core_fi = comfy.object_info("FrameInterpolationModelLoader") is not None
+    assert info["input_order"]["optional"] == ["guard", "fallback"] + (["interp_model"] if core_fi else [])
     req = info["input"]["required"]
     assert req["video"][0] == "VIDEO"
     models = req["model"][1]["options"]
@@ -349,3 +350,19 @@ def test_target_fps_out_of_range_is_refused_clearly(comfy, clip):
     msg = result.error["exception_message"]
     assert "999" in msg and "16 times" in msg, msg
     assert temp_files(comfy) - temp_before == set()
+
+
+def test_core_model_streams(comfy, clip, core_model):
+    """Core's INTERP_MODEL (0.20+: Load Frame Interpolation Model, real RIFE 4.25 weights) through the
+    stream: exact frames and fps, audio kept, core's network named in the status."""
+    prompt = stream_prompt(comfy, clip)
+    node = node_id_of(prompt, NODE)
+    prompt["30"] = {"class_type": "FrameInterpolationModelLoader", "inputs": {"model_name": core_model}}
+    prompt[node]["inputs"]["interp_model"] = ["30", 0]
+    result = run_ok(comfy, prompt, timeout=600)
+    n_out = CLIP_FRAMES * 2 - 1
+    check_progress(result, node, n_out)
+    st = check_status_stream(result, node, n_out)
+    assert st[0]["method"].startswith("RIFE 4.25/4.26 (ComfyUI core's IFNet"), st[0]["method"]
+    out = probe_out(saved_video(comfy, result))
+    assert (out["n"], out["fps"], out["audio"]) == (n_out, CLIP_FPS * 2, ["aac"])
