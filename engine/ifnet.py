@@ -173,8 +173,9 @@ class IFBlock(nn.Module):
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
 
     def forward(self, xs: list, scale: float):
-        """xs: the block's inputs already at its resolution (1/scale of the frame); returns flow delta,
-        mask and passthrough features at the frame's resolution."""
+        """xs: the block's inputs already at its resolution (1/scale of the frame), a list the block
+        empties once they are concatenated (so what only it held is freed before its convolutions);
+        returns flow delta, mask and passthrough features at the frame's resolution."""
         if self.channels_last:  # the concatenation is written straight into the convolutions' layout
             n, _, h, w = xs[0].shape
             x = torch.empty((n, sum(p.shape[1] for p in xs), h, w), dtype=xs[0].dtype, device=xs[0].device,
@@ -182,16 +183,19 @@ class IFBlock(nn.Module):
             torch.cat(xs, 1, out=x)
         else:
             x = torch.cat(xs, 1)
+        xs.clear()
         feat = self.conv0(x)
+        del x
         if self.legacy:
             feat = self.convblock(feat) + feat
             up = scale * 2
         else:
             feat = self.convblock(feat)
             up = scale
-        tmp = self.lastconv(feat).contiguous()
-        tmp = _resize(tmp, up)
-        return tmp[:, :4] * up, tmp[:, 4:5], tmp[:, 5:]
+        tmp = _resize(self.lastconv(feat).contiguous(), up)
+        del feat
+        # the mask is copied out, so the outputs hold no view of tmp once the caller is done with them
+        return tmp[:, :4] * up, tmp[:, 4:5].clone(), tmp[:, 5:]
 
 
 class Head(nn.Module):
@@ -374,15 +378,20 @@ class IFNet(nn.Module):
     @staticmethod
     def _block(blk, parts, flow, s, ensemble, swap_parts):
         """parts: block inputs at its resolution, t as [B, 1, 1, 1] (a constant plane, made here);
-        flow at the frame's resolution."""
-        b = parts[0].shape[0]
+        flow at the frame's resolution. Without ensemble the list is emptied (the block frees what
+        only it held once it has concatenated it)."""
+        b, size = parts[0].shape[0], parts[0].shape[-2:]
 
         def inputs(ps, fl):
-            xs = [p.expand(b, 1, *parts[0].shape[-2:]) if p.shape[-1] == 1 else p for p in ps]
+            xs = [p.expand(b, 1, *size) if p.shape[-1] == 1 else p for p in ps]
             return xs if fl is None else xs + [fl]
 
-        flow_lo = None if flow is None else _resize(flow, 1.0 / s) / s
-        fd, m, feat = blk(inputs(parts, flow_lo), s)
+        flow_lo = None if flow is None else flow if s == 1 else _resize(flow, 1.0 / s) / s
+        xs = inputs(parts, flow_lo)
+        if not ensemble:
+            parts.clear()
+            flow_lo = None
+        fd, m, feat = blk(xs, s)
         if ensemble:
             flow_sw = None if flow_lo is None else torch.cat((flow_lo[:, 2:4], flow_lo[:, :2]), 1)
             fd2, m2, _ = blk(inputs(swap_parts, flow_sw), s)
@@ -409,6 +418,7 @@ class IFNet(nn.Module):
                 ml = down(mask)
                 parts = [w0, w1, t, ml] + ([down(feat)] if cfg.passthrough else [])
                 swap = [w1, w0, 1 - t, -ml] if ensemble else None
+                w0 = w1 = ml = feat = None  # parts holds them: the block frees them once it has read them
                 fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap)
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)

@@ -13,6 +13,7 @@ settings, never from frame 0.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -88,7 +89,6 @@ def validate_frames(frames: torch.Tensor) -> None:
 
 
 FRAME_RANGE = (-0.5, 1.5)  # beyond this the frames are on another scale; within it they are clamped (see below)
-_CHECK_CHUNK = 16  # frames per reduction: no temporary the size of the batch
 
 
 def check_frame_values(frames: torch.Tensor) -> None:
@@ -101,15 +101,13 @@ def check_frame_values(frames: torch.Tensor) -> None:
     """
     lo, hi = float("inf"), -float("inf")
     bad: list[tuple[int, int]] = []
-    for start in range(0, int(frames.shape[0]), _CHECK_CHUNK):
-        chunk = frames[start:start + _CHECK_CHUNK]
-        finite = torch.isfinite(chunk).flatten(1)
-        if not bool(finite.all()):
-            counts = (~finite).sum(1).tolist()
-            bad += [(start + i, c) for i, c in enumerate(counts) if c]
-            continue
-        cmin, cmax = torch.aminmax(chunk)
-        lo, hi = min(lo, float(cmin)), max(hi, float(cmax))
+    for i, frame in enumerate(frames):
+        # one reduction a frame and no temporary: the min and max are NaN or infinite exactly when a value is
+        cmin, cmax = (float(v) for v in torch.aminmax(frame))
+        if math.isfinite(cmin) and math.isfinite(cmax):
+            lo, hi = min(lo, cmin), max(hi, cmax)
+        else:
+            bad.append((i, int((~torch.isfinite(frame)).sum())))
     if bad:
         f0, c0 = bad[0]
         kinds = []
