@@ -1,7 +1,6 @@
 """VideoInterpolate: the node that runs engine.pipeline.interpolate inside ComfyUI."""
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import traceback
@@ -258,8 +257,7 @@ class VideoInterpolate(io.ComfyNode):
         finally:
             if core_method is not None:
                 core_method.restore()  # core's model back where its ModelPatcher put it (e.g. after the CPU rung)
-            gc.collect()
-            mm.soft_empty_cache()
+            mm.soft_empty_cache()  # no gc.collect(): ComfyUI's prompt worker runs it (0.36 s in a 0.25 server)
 
         report = result.report
         text = format_report(report)
