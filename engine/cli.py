@@ -269,26 +269,13 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
     writer = encoder = bar = None
     try:
         # -- input and schedule (cheap checks first: nothing is loaded or created before they pass)
-        t0 = time.perf_counter()
-        info = probe(input_path, count_frames=True)
-        timings["probe_s"] = time.perf_counter() - t0
-        n_in, times = source_frames(info)  # times: a variable frame rate, retimed from the real timestamps
-        if n_in < 1:
-            raise VideoIOError(f"'{input_path}' has a video stream but no frames")
-        opts = opts.replace(src_fps=info.fps)
-        sched = opts.schedule(n_in, times=times)
+        info, times, opts, sched = _probe_input(input_path, opts, timings)
         lo, hi = check_part(part, sched)
-        report.update(frames_in=n_in, frames_out=hi - lo, size=[info.width, info.height],
+        report.update(frames_in=sched.n_in, frames_out=hi - lo, size=[info.width, info.height],
                       src_fps=str(info.fps), dst_fps=str(sched.dst_fps))
         check_output_is_not_input(input_path, output_path)
         spec = resolve_model(model, model_dirs(models_dir), models_dir)
-        vfr = ""
-        if times is not None:
-            shortest, longest = times.gap_range()
-            vfr = (f" (variable frame rate: {1000 * float(shortest):.0f} to {1000 * float(longest):.0f} ms per frame; "
-                   f"retimed from the frames' timestamps to a constant {fps_text(sched.dst_fps)} fps)")
-        log.info("input %s: %dx%d, %s fps%s, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
-                 vfr, n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
+        _log_input(input_path, info, sched, times)
         # -- output (validated and opened before the model is loaded: a bad path fails in seconds)
         writer = VideoWriter(output_path, sched.dst_fps, info.width, info.height, codec=codec, pix_fmt=pix_fmt,
                              crf=crf, preset=preset, audio_from=input_path if info.has_audio and audio else None,
@@ -296,17 +283,6 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
         report.update(codec=writer.codec, pix_fmt=writer.pix_fmt)
         if stop():
             raise Cancelled("interpolation cancelled")
-
-        def on_plan(p):
-            report.update(method=p["method"], plan=p["plan"])
-            s = p["plan"]["settings"]
-            eta = p["plan"]["eta_s"]
-            log.info("output %s: %d frames at %s fps, %s %s; %s on %s, batch %d%s", output_path, sched.n_out,
-                     fps_text(sched.dst_fps), writer.codec, writer.pix_fmt, p["method"], s["device"],
-                     s["batch_size"], f", estimated {eta:.0f}s of compute" if eta else "")
-            if stop():
-                raise Cancelled("interpolation cancelled")
-
         # -- the streaming run (engine.ladder logs each fallback)
         encoder = Encoder(writer, queue_frames)
         bar = Progress(progress, hi - lo)
@@ -316,56 +292,112 @@ def interpolate_file(input_path, output_path, *, options: Options | None = None,
             if on_written is not None:
                 on_written(done, total)
 
-        t0 = time.perf_counter()
-        report.update(interpolate_stream(input_path, n_in, lambda n, frame: encoder.put(to_uint8(frame)), spec,
+        on_plan = _plan_logger(report, output_path, sched, writer, stop)
+        report.update(interpolate_stream(input_path, sched.n_in, lambda n, frame: encoder.put(to_uint8(frame)), spec,
                                          options=opts, cancel=stop, on_plan=on_plan, on_written=written, part=part,
                                          frame_times=times, allow_truncated=allow_truncated,
                                          queue_frames=queue_frames))
         timings.update(report.pop("timings"))
-        t0 = time.perf_counter()
-        stop.cleaning = True
-        encoder.finish()
-        final = writer.close()
-        timings["finalize_s"] = time.perf_counter() - t0
-        bar.close()
-        report.update(status="complete", output=str(final), frames_written=writer.frames_written,
-                      audio=dict(status=writer.audio_status, detail=writer.audio_detail))
+        _finish_output(report, timings, stop, encoder, writer, bar)
         return report
     except BaseException as exc:
-        stop.cleaning = True
-        interrupted = is_interrupt(exc) or (stop() and not isinstance(exc, InputError))
-        if bar is not None:
-            bar.close()
-        partial = None
-        written = 0
-        if encoder is not None:
-            try:
-                encoder.finish()  # what was handed over is encoded: the partial file gets it too
-            except BaseException as enc_exc:  # noqa: BLE001
-                log.debug("encoder failed while stopping: %s", enc_exc)
-        if writer is not None:
-            written = writer.frames_written
-            partial = writer.abort(keep_partial=keep_partial)
-        report.update(status="interrupted" if interrupted else "failed", frames_written=written,
-                      partial_output=str(partial) if partial else None)
-        if not interrupted:
-            report["error"] = describe(exc)
-        if interrupted:
-            raise Interrupted(partial, written, report.get("frames_out", 0)) from None
-        if partial is not None:
-            log.warning("kept the first %d output frames in '%s'", written, partial)
+        _abandon_output(exc, report, stop, encoder, writer, bar, keep_partial)
         raise
     finally:
-        timings["total_s"] = time.perf_counter() - t_start
-        if encoder is not None:
-            timings["encode_wait_s"] = encoder.wait_s
-        report["timings"] = {k: round(v, 3) for k, v in timings.items()}
-        report["peak_rss_bytes"] = _peak_rss_bytes()
-        if report_path is not None:
-            try:
-                write_report(report, report_path, overwrite)
-            except OSError as exc:
-                log.error("could not write the report %s: %s", report_path, exc)
+        _close_report(report, timings, t_start, encoder, report_path, overwrite)
+
+
+def _probe_input(input_path, opts: Options, timings: dict):
+    """(probe info, frame times or None, opts with the source fps, schedule) of the input video."""
+    t0 = time.perf_counter()
+    info = probe(input_path, count_frames=True)
+    timings["probe_s"] = time.perf_counter() - t0
+    n_in, times = source_frames(info)  # times: a variable frame rate, retimed from the real timestamps
+    if n_in < 1:
+        raise VideoIOError(f"'{input_path}' has a video stream but no frames")
+    opts = opts.replace(src_fps=info.fps)
+    return info, times, opts, opts.schedule(n_in, times=times)
+
+
+def _log_input(input_path, info, sched, times) -> None:
+    """One log line about the input: size, rate (a variable one and how it is retimed), frames, audio."""
+    vfr = ""
+    if times is not None:
+        shortest, longest = times.gap_range()
+        vfr = (f" (variable frame rate: {1000 * float(shortest):.0f} to {1000 * float(longest):.0f} ms per frame; "
+               f"retimed from the frames' timestamps to a constant {fps_text(sched.dst_fps)} fps)")
+    log.info("input %s: %dx%d, %s fps%s, %d frames%s", input_path, info.width, info.height, fps_text(info.fps),
+             vfr, sched.n_in, f", audio {info.audio_codec}" if info.has_audio else ", no audio")
+
+
+def _plan_logger(report: dict, output_path, sched, writer: VideoWriter, stop: StopFlag):
+    """interpolate_stream's on_plan: the plan goes into the report and the log; a stop request ends the run there."""
+    def on_plan(p):
+        report.update(method=p["method"], plan=p["plan"])
+        s = p["plan"]["settings"]
+        eta = p["plan"]["eta_s"]
+        log.info("output %s: %d frames at %s fps, %s %s; %s on %s, batch %d%s", output_path, sched.n_out,
+                 fps_text(sched.dst_fps), writer.codec, writer.pix_fmt, p["method"], s["device"],
+                 s["batch_size"], f", estimated {eta:.0f}s of compute" if eta else "")
+        if stop():
+            raise Cancelled("interpolation cancelled")
+    return on_plan
+
+
+def _finish_output(report: dict, timings: dict, stop: StopFlag, encoder: Encoder, writer: VideoWriter,
+                   bar: Progress) -> None:
+    """After the last frame: encode what is queued and put the file at its name."""
+    t0 = time.perf_counter()
+    stop.cleaning = True
+    encoder.finish()
+    final = writer.close()
+    timings["finalize_s"] = time.perf_counter() - t0
+    bar.close()
+    report.update(status="complete", output=str(final), frames_written=writer.frames_written,
+                  audio=dict(status=writer.audio_status, detail=writer.audio_detail))
+
+
+def _abandon_output(exc: BaseException, report: dict, stop: StopFlag, encoder: Encoder | None,
+                    writer: VideoWriter | None, bar: Progress | None, keep_partial: bool) -> None:
+    """After a failure or a stop: nothing at the output name (with keep_partial, what was encoded is kept as
+    the partial file), the report says so; raises Interrupted when the run was stopped."""
+    stop.cleaning = True
+    interrupted = is_interrupt(exc) or (stop() and not isinstance(exc, InputError))
+    if bar is not None:
+        bar.close()
+    partial = None
+    written = 0
+    if encoder is not None:
+        try:
+            encoder.finish()  # what was handed over is encoded: the partial file gets it too
+        except BaseException as enc_exc:  # noqa: BLE001
+            log.debug("encoder failed while stopping: %s", enc_exc)
+    if writer is not None:
+        written = writer.frames_written
+        partial = writer.abort(keep_partial=keep_partial)
+    report.update(status="interrupted" if interrupted else "failed", frames_written=written,
+                  partial_output=str(partial) if partial else None)
+    if not interrupted:
+        report["error"] = describe(exc)
+    if interrupted:
+        raise Interrupted(partial, written, report.get("frames_out", 0)) from None
+    if partial is not None:
+        log.warning("kept the first %d output frames in '%s'", written, partial)
+
+
+def _close_report(report: dict, timings: dict, t_start: float, encoder: Encoder | None, report_path,
+                  overwrite: bool) -> None:
+    """The timings and peak memory go into the report, and the report to --report (on success and failure)."""
+    timings["total_s"] = time.perf_counter() - t_start
+    if encoder is not None:
+        timings["encode_wait_s"] = encoder.wait_s
+    report["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    report["peak_rss_bytes"] = _peak_rss_bytes()
+    if report_path is not None:
+        try:
+            write_report(report, report_path, overwrite)
+        except OSError as exc:
+            log.error("could not write the report %s: %s", report_path, exc)
 
 
 # ============================================================================ argument parsing
@@ -455,7 +487,22 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs (created if needed)")
     _add_run_options(bp)
 
-    # -- models
+    _add_models_command(sub, common)
+
+    # -- demo
+    dp = sub.add_parser("demo", help="make a sample clip and interpolate it x2 (no download)",
+                        description="Synthesise a short clip with audio, interpolate it x2 with the built-in "
+                                    "method and write both files.", parents=[common])
+    dp.add_argument("--out", default="video-engine-demo", metavar="DIR",
+                    help="folder for the two files (default: ./video-engine-demo)")
+    dp.add_argument("--frames", type=_positive_int("frame count", 10000, 2), default=48, metavar="N",
+                    help="frames in the sample clip (default: 48)")
+    dp.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"], help=argparse.SUPPRESS)
+    return p
+
+
+def _add_models_command(sub, common) -> None:
+    """`models list` and `models fetch`."""
     mp = sub.add_parser("models", help="list or fetch RIFE weights", description="List or fetch RIFE weights.",
                         parents=[common])
     msub = mp.add_subparsers(dest="models_command", metavar="ACTION")
@@ -472,17 +519,6 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("name", metavar="NAME", help=f"one of {', '.join(fetch_mod.SOURCES)}, or 'all'")
     mf.add_argument("--models-dir", default=None, metavar="DIR",
                     help="where to write the weights (default $VE_MODELS or ~/.cache/video-engine/models)")
-
-    # -- demo
-    dp = sub.add_parser("demo", help="make a sample clip and interpolate it x2 (no download)",
-                        description="Synthesise a short clip with audio, interpolate it x2 with the built-in "
-                                    "method and write both files.", parents=[common])
-    dp.add_argument("--out", default="video-engine-demo", metavar="DIR",
-                    help="folder for the two files (default: ./video-engine-demo)")
-    dp.add_argument("--frames", type=_positive_int("frame count", 10000, 2), default=48, metavar="N",
-                    help="frames in the sample clip (default: 48)")
-    dp.add_argument("--progress", default="auto", choices=["auto", "bar", "log", "none"], help=argparse.SUPPRESS)
-    return p
 
 
 def _add_run_options(ip) -> None:
