@@ -384,14 +384,7 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
                 draw(values, vmax, SERIES_COLORS[name])
                 shown.append(name)
 
-        for at, label in markers:  # fallbacks: a dashed vertical line and the rung's name
-            if not np.isfinite(at):
-                continue
-            mx = int(round(left + np.clip((at - t[0]) / span, 0, 1) * (right - left)))
-            for y0 in range(top + 1, bottom, 6):
-                cv2.line(img, (mx, y0), (mx, min(y0 + 3, bottom - 1)), MARKER_COLOR, 1)
-            cv2.putText(img, str(label)[:18], (min(mx + 3, right - 60), top + 12), font, 0.35, MARKER_COLOR, 1,
-                        cv2.LINE_AA)
+        _draw_markers(img, markers, float(t[0]), span, (left, right, top, bottom))
 
         cv2.putText(img, f"{mem_max:.1f} GiB", (2, top + 4), font, fs, _TEXT, 1, cv2.LINE_AA)
         cv2.putText(img, "0", (left - 12, bottom), font, fs, _TEXT, 1, cv2.LINE_AA)
@@ -399,18 +392,41 @@ def render_timeline_png(timeline, path: str | os.PathLike | None = None, *,
         cv2.putText(img, "0 s", (left, bottom + 15), font, fs, _TEXT, 1, cv2.LINE_AA)
         cv2.putText(img, f"{span:.1f} s", (right - 40, bottom + 15), font, fs, _TEXT, 1, cv2.LINE_AA)
 
-    x_legend = left
     legend = [(n, SERIES_COLORS[n]) for n in SERIES_COLORS if n in shown]
     if any(np.isfinite(at) for at, _ in markers) and samples:
         legend.append(("fallback", MARKER_COLOR))
-    for name, color in legend:
-        cv2.putText(img, name, (x_legend, top - 8), font, fs, color, 1, cv2.LINE_AA)
-        x_legend += 12 + cv2.getTextSize(name, font, fs, 1)[0][0]
+    _draw_legend(img, legend, left, top)
 
     if path is not None:
         if not cv2.imwrite(os.fspath(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write {path}")
     return img
+
+
+def _draw_markers(img: np.ndarray, markers, t0: float, span: float, box: tuple[int, int, int, int]) -> None:
+    """The fallbacks: a dashed vertical line and the rung's name at each (time, label) of `markers`."""
+    import cv2
+
+    left, right, top, bottom = box
+    for at, label in markers:
+        if not np.isfinite(at):
+            continue
+        mx = int(round(left + np.clip((at - t0) / span, 0, 1) * (right - left)))
+        for y0 in range(top + 1, bottom, 6):
+            cv2.line(img, (mx, y0), (mx, min(y0 + 3, bottom - 1)), MARKER_COLOR, 1)
+        cv2.putText(img, str(label)[:18], (min(mx + 3, right - 60), top + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    MARKER_COLOR, 1, cv2.LINE_AA)
+
+
+def _draw_legend(img: np.ndarray, legend, left: int, top: int) -> None:
+    """The (name, colour) entries side by side above the plot, from its left edge."""
+    import cv2
+
+    font, fs = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    x = left
+    for name, color in legend:
+        cv2.putText(img, name, (x, top - 8), font, fs, color, 1, cv2.LINE_AA)
+        x += 12 + cv2.getTextSize(name, font, fs, 1)[0][0]
 
 
 def describe_snapshot(snap: dict) -> str:

@@ -87,15 +87,8 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
     timings: dict[str, float] = {}
     decoder = None
     try:
-        if isinstance(source, (str, os.PathLike)):
-            if n_in is None or opts.src_fps is None:
-                info = probe(source, count_frames=n_in is None)
-                if n_in is None:
-                    n_in, frame_times = source_frames(info)
-                opts = opts if opts.src_fps is not None else opts.replace(src_fps=info.fps)
-        if n_in is None or int(n_in) < 1:
-            raise InputError("no frames to interpolate")
-        sched = opts.schedule(int(n_in), times=frame_times)
+        n_in, frame_times, opts = _count_source(source, n_in, frame_times, opts)
+        sched = opts.schedule(n_in, times=frame_times)
         lo, hi = check_part(part, sched)
         if isinstance(source, (str, os.PathLike)):
             decoder = source = Decoder(source, queue_frames, cancel=cancel, start=part_source_start(sched, lo))
@@ -104,14 +97,7 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
         if first is None:
             raise InputError("no frames to interpolate")
         h, w = int(first.shape[0]), int(first.shape[1])
-        t0 = time.perf_counter()
-        method = model if isinstance(model, Method) else load_method(model, model_dirs)
-        timings["load_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        plan = guard_mod.plan(method, (h, w), hi - lo, strategy=opts.strategy, device=opts.device,
-                              precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale,
-                              n_tasks=sched.tasks_in(lo, hi))
-        timings["plan_s"] = time.perf_counter() - t0
+        method, plan = _load_and_plan(model, model_dirs, (h, w), sched, (lo, hi), opts, timings)
         if on_plan is not None:
             on_plan(dict(plan=plan.as_dict(), method=method.describe(), frames_in=sched.n_in,
                          frames_out=hi - lo))
@@ -138,10 +124,44 @@ def interpolate_stream(source, n_in: int | None, emit: Callable[[int, torch.Tens
             timings["decode_wait_s"] = decoder.wait_s
     report = pipeline.run_report(sr.ladder, sr.schedule, method, model, plan, (h, w), opts, sr.cuts,
                                  time.perf_counter() - t_start)
+    return _with_stream_parts(report, sr, n_in, frame_times, mon, timings)
+
+
+def _count_source(source, n_in, frame_times, opts: Options):
+    """(n_in, frame_times, opts with the source fps): a video file's from its container where not given."""
+    if isinstance(source, (str, os.PathLike)):
+        if n_in is None or opts.src_fps is None:
+            info = probe(source, count_frames=n_in is None)
+            if n_in is None:
+                n_in, frame_times = source_frames(info)
+            opts = opts if opts.src_fps is not None else opts.replace(src_fps=info.fps)
+    if n_in is None or int(n_in) < 1:
+        raise InputError("no frames to interpolate")
+    return int(n_in), frame_times, opts
+
+
+def _load_and_plan(model, model_dirs, size: tuple[int, int], sched: Schedule, part: tuple[int, int], opts: Options,
+                   timings: dict):
+    """(the Method, guard's plan for outputs part[0]..part[1]-1 of frames of `size`), timed into `timings`."""
+    lo, hi = part
+    t0 = time.perf_counter()
+    method = model if isinstance(model, Method) else load_method(model, model_dirs)
+    timings["load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    plan = guard_mod.plan(method, size, hi - lo, strategy=opts.strategy, device=opts.device,
+                          precision=opts.precision, batch_size=opts.batch_size, flow_scale=opts.flow_scale,
+                          n_tasks=sched.tasks_in(lo, hi))
+    timings["plan_s"] = time.perf_counter() - t0
+    return method, plan
+
+
+def _with_stream_parts(report: dict, sr: StreamRun, n_in: int, frame_times, mon: ResourceMonitor,
+                       timings: dict) -> dict:
+    """pipeline's run report plus what streaming adds: the window's figures, the source, resources, timings."""
     report["streaming"] = dict(frames_decoded=sr.frames_read, source_ended_early_at=sr.source_ended_at,
                                pairs_scored_for_cuts=sr.pairs_scored, peak_source_frames_held=sr.peak_frames_held,
                                frames_emitted=sr.frames_emitted)
-    report["source"] = dict(frames_declared=int(n_in), frames_decoded=sr.frames_read,
+    report["source"] = dict(frames_declared=n_in, frames_decoded=sr.frames_read,
                             truncated=sr.source_ended_at is not None, variable_frame_rate=frame_times is not None)
     if frame_times is not None:
         report["source"]["frame_duration_range_s"] = [str(g) for g in frame_times.gap_range()]
