@@ -79,161 +79,94 @@ PKGS_CORE=(numpy pyyaml pillow tqdm safetensors einops psutil transformers scipy
 PKGS_FULL=(alembic sqlalchemy pydantic pydantic-settings comfyui-workflow-templates
            comfyui-embedded-docs kornia spandrel)
 
-# A set of versions known to work together with torch 2.13.0 + ComfyUI 0.3.75 (Python 3.11).
-PINS_0375=$(cat <<'EOF'
-aiohappyeyeballs==2.7.1
-aiohttp==3.14.5
-aiosignal==1.4.0
-alembic==1.20.1
-annotated-doc==0.0.7
-annotated-types==0.8.0
-anyio==4.16.0
-attrs==26.1.0
-av==18.1.0
-certifi==2026.10.19.post1
-charset-normalizer==3.5.2
-click==8.5.1
-comfyui-embedded-docs==0.3.1
-comfyui-frontend-package==1.32.9
-comfyui-workflow-templates==0.7.25
-comfyui-workflow-templates-core==0.3.12
-comfyui-workflow-templates-media-api==0.3.14
-comfyui-workflow-templates-media-image==0.3.17
-comfyui-workflow-templates-media-other==0.3.15
-comfyui-workflow-templates-media-video==0.3.12
-einops==0.8.2
-filelock==4.2.12
-frozenlist==1.8.0
-fsspec==2026.9.0
-h11==0.16.0
-hf-xet==1.8.0
-httpcore2==2.16.2
-httpx2==2.16.2
-huggingface-hub==2.4.0
-idna==3.20
-jinja2==3.1.6
-kornia==0.9.0
-kornia-rs==0.2.0
-mako==1.4.3
-markdown-it-py==4.3.0
-markupsafe==3.0.4
-mdurl==0.1.2
-mpmath==1.3.0
-multidict==7.2.1
-networkx==3.6.1
-numpy==2.4.6
-packaging==26.3
-pillow==13.0.0
-propcache==0.5.4
-psutil==7.2.2
-pydantic==2.14.4
-pydantic-core==2.50.5
-pydantic-settings==2.16.3
-pygments==2.21.0
-python-dotenv==1.2.4
-pyyaml==6.0.4
-regex==2026.11.19
-requests==2.34.2
-rich==15.0.0
-safetensors==0.8.0
-scipy==1.17.1
-shellingham==1.5.4
-spandrel==0.4.2
-sqlalchemy==2.1.9
-sympy==1.14.0
-tokenizers==0.23.3
-torchsde==0.2.6
-tqdm==4.70.1
-trampoline==0.1.2
-transformers==5.24.0
-truststore==0.10.5
-typer==0.29.2
-typing-extensions==4.16.0
-typing-inspection==0.4.5
-urllib3==2.8.0
-yarl==1.25.1
+# The versions known to work together with torch 2.13.0 (Python 3.11): one row a package, its pin for
+# ComfyUI 0.3.75 and for 0.25.0 (its requirements.txt resolved), '-' where that version does not install it.
+PIN_TABLE=$(cat <<'EOF'
+aiohappyeyeballs                       2.7.1            2.7.1
+aiohttp                                3.14.5           3.14.5
+aiosignal                              1.4.0            1.4.0
+alembic                                1.20.1           1.20.1
+annotated-doc                          0.0.7            0.0.7
+annotated-types                        0.8.0            0.8.0
+anyio                                  4.16.0           4.16.0
+attrs                                  26.1.0           26.1.0
+av                                     18.1.0           18.1.0
+blake3                                 -                1.0.11
+certifi                                2026.10.19.post1 2026.10.19.post1
+charset-normalizer                     3.5.2            3.5.3
+click                                  8.5.1            8.5.1
+comfy-aimdo                            -                0.4.10
+comfy-kitchen                          -                0.2.10
+comfyui-embedded-docs                  0.3.1            0.5.5
+comfyui-frontend-package               1.32.9           1.45.19
+comfyui-workflow-templates             0.7.25           0.10.0
+comfyui-workflow-templates-core        0.3.12           0.3.255
+comfyui-workflow-templates-media-api   0.3.14           0.3.80
+comfyui-workflow-templates-media-image 0.3.17           0.3.152
+comfyui-workflow-templates-media-other 0.3.15           0.3.220
+comfyui-workflow-templates-media-video 0.3.12           0.3.92
+einops                                 0.8.2            0.8.2
+filelock                               4.2.12           4.3.1
+frozenlist                             1.8.0            1.8.0
+fsspec                                 2026.9.0         2026.9.0
+h11                                    0.16.0           0.16.0
+hf-xet                                 1.8.0            1.8.0
+httpcore2                              2.16.2           2.16.2
+httpx2                                 2.16.2           2.16.2
+huggingface-hub                        2.4.0            2.4.0
+idna                                   3.20             3.20
+jinja2                                 3.1.6            3.1.6
+kornia                                 0.9.0            0.9.0
+kornia-rs                              0.2.0            0.2.0
+mako                                   1.4.3            1.4.3
+markdown-it-py                         4.3.0            4.3.0
+markupsafe                             3.0.4            3.0.4
+mdurl                                  0.1.2            0.1.2
+mpmath                                 1.3.0            1.3.0
+multidict                              7.2.1            7.2.1
+networkx                               3.6.1            3.6.1
+numpy                                  2.4.6            2.4.6
+packaging                              26.3             26.4
+pillow                                 13.0.0           13.0.0
+propcache                              0.5.4            0.5.4
+psutil                                 7.2.2            7.2.2
+pydantic                               2.14.4           2.14.4
+pydantic-core                          2.50.5           2.50.5
+pydantic-settings                      2.16.3           2.16.3
+pygments                               2.21.0           2.21.0
+python-dotenv                          1.2.4            1.2.4
+pyyaml                                 6.0.4            6.0.4
+regex                                  2026.11.19       2026.11.19
+requests                               2.34.2           2.34.2
+rich                                   15.0.0           15.0.0
+safetensors                            0.8.0            0.8.0
+scipy                                  1.17.1           1.17.1
+sentencepiece                          -                0.2.3
+shellingham                            1.5.4            1.5.4
+simpleeval                             -                1.0.8
+spandrel                               0.4.2            0.4.2
+sqlalchemy                             2.1.9            2.1.9
+sympy                                  1.14.0           1.14.0
+tokenizers                             0.23.3           0.23.3
+torchsde                               0.2.6            0.2.6
+tqdm                                   4.70.1           4.70.1
+trampoline                             0.1.2            0.1.2
+transformers                           5.24.0           5.24.0
+truststore                             0.10.5           0.10.5
+typer                                  0.29.2           0.29.2
+typing-extensions                      4.16.0           4.16.0
+typing-inspection                      0.4.5            0.4.5
+urllib3                                2.8.0            2.8.0
+yarl                                   1.25.1           1.25.1
 EOF
 )
-# The same for ComfyUI 0.25.0 (its requirements.txt resolved on Python 3.11 with torch 2.13.0).
-PINS_025=$(cat <<'EOF'
-aiohappyeyeballs==2.7.1
-aiohttp==3.14.5
-aiosignal==1.4.0
-alembic==1.20.1
-annotated-doc==0.0.7
-annotated-types==0.8.0
-anyio==4.16.0
-attrs==26.1.0
-av==18.1.0
-blake3==1.0.11
-certifi==2026.10.19.post1
-charset-normalizer==3.5.3
-click==8.5.1
-comfy-aimdo==0.4.10
-comfy-kitchen==0.2.10
-comfyui-embedded-docs==0.5.5
-comfyui-frontend-package==1.45.19
-comfyui-workflow-templates-core==0.3.255
-comfyui-workflow-templates-media-api==0.3.80
-comfyui-workflow-templates-media-image==0.3.152
-comfyui-workflow-templates-media-other==0.3.220
-comfyui-workflow-templates-media-video==0.3.92
-comfyui-workflow-templates==0.10.0
-einops==0.8.2
-filelock==4.3.1
-frozenlist==1.8.0
-fsspec==2026.9.0
-h11==0.16.0
-hf-xet==1.8.0
-httpcore2==2.16.2
-httpx2==2.16.2
-huggingface-hub==2.4.0
-idna==3.20
-jinja2==3.1.6
-kornia-rs==0.2.0
-kornia==0.9.0
-mako==1.4.3
-markdown-it-py==4.3.0
-markupsafe==3.0.4
-mdurl==0.1.2
-mpmath==1.3.0
-multidict==7.2.1
-networkx==3.6.1
-numpy==2.4.6
-packaging==26.4
-pillow==13.0.0
-propcache==0.5.4
-psutil==7.2.2
-pydantic-core==2.50.5
-pydantic-settings==2.16.3
-pydantic==2.14.4
-pygments==2.21.0
-python-dotenv==1.2.4
-pyyaml==6.0.4
-regex==2026.11.19
-requests==2.34.2
-rich==15.0.0
-safetensors==0.8.0
-scipy==1.17.1
-sentencepiece==0.2.3
-shellingham==1.5.4
-simpleeval==1.0.8
-spandrel==0.4.2
-sqlalchemy==2.1.9
-sympy==1.14.0
-tokenizers==0.23.3
-torchsde==0.2.6
-tqdm==4.70.1
-trampoline==0.1.2
-transformers==5.24.0
-truststore==0.10.5
-typer==0.29.2
-typing-extensions==4.16.0
-typing-inspection==0.4.5
-urllib3==2.8.0
-yarl==1.25.1
-EOF
-)
+# pins_for VERSION: that column as name==version lines (0.25.0's in byte order, the order its install
+# stamp has always hashed, so an unchanged pin set keeps an existing install).
+pins_for() {
+  local col=2; [ "$1" = 0.3.75 ] || col=3
+  awk -v c=$col 'NF && $c != "-" { print $1 "==" $c }' <<<"$PIN_TABLE" \
+    | if [ "$1" = 0.3.75 ]; then cat; else LC_ALL=C sort; fi
+}
 # Bump when the install recipe changes in a way the pins above do not show.
 RECIPE=2
 
@@ -285,12 +218,8 @@ if [ -z "$ROOT" ]; then
   ROOT=${VE_COMFY_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/video-engine/comfyui}
   [ "$COMFY_VERSION" = 0.3.75 ] || ROOT=$ROOT-$COMFY_VERSION
 fi
-if [ "$COMFY_VERSION" = 0.3.75 ]; then
-  PINS=$PINS_0375
-else
-  PINS=$PINS_025
-  TARBALL=${TARBALL:-$PACK_DIR/../shared/comfyui/$TARBALL_NAME}
-fi
+PINS=$(pins_for "$COMFY_VERSION")
+[ "$COMFY_VERSION" = 0.3.75 ] || TARBALL=${TARBALL:-$PACK_DIR/../shared/comfyui/$TARBALL_NAME}
 case "$ACTION" in install|up|fg) mkdir -p "$ROOT" 2>/dev/null || die "cannot create --root $ROOT" ;; esac
 [ -d "$ROOT" ] && ROOT=$(cd "$ROOT" && pwd -P)
 VENV=$ROOT/venv
