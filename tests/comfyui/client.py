@@ -287,6 +287,22 @@ class ComfyClient:
             time.sleep(0.05)
         return result
 
+    def run_interrupted(self, prompt: dict, node: str, timeout: float = 300.0) -> RunResult:
+        """Run a prompt and interrupt it (a user's Cancel) at the first progress message of `node` that is
+        neither its start nor its end; asserts that it came and that the run ended interrupted."""
+        sent = []
+
+        def on_message(mtype, data):
+            if mtype == "progress" and str(data.get("node")) == str(node) and 0 < data["value"] < data["max"] \
+                    and not sent:
+                sent.append(data["value"])
+                self.interrupt(data.get("prompt_id"))
+
+        result = self.run(prompt, timeout=timeout, on_message=on_message)
+        assert sent, "the run ended before it could be interrupted"
+        assert result.status == "interrupted", (result.status, result.error)
+        return result
+
 
 # ---------------------------------------------------------------------- helpers
 def _decode(raw: bytes, ctype: str) -> Any:

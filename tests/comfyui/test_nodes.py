@@ -106,6 +106,14 @@ def statuses(result, node: str) -> list[dict]:
     return [d for d in result.of_type("video_engine.status") if isinstance(d, dict) and d.get("node") == node]
 
 
+def check_cancelled(result, node: str) -> list[dict]:
+    """The node's statuses after a user's Cancel mid-run: the last says cancelled (not an error), before the end."""
+    st = statuses(result, node)
+    assert st[-1]["phase"] == "cancelled" and st[-1]["error"] == "cancelled by the user", st[-1]  # a Cancel is no error
+    assert st[-1]["done"] < st[-1]["total"]
+    return st
+
+
 def check_status_stream(result, node: str, total: int) -> list[dict]:
     st = statuses(result, node)
     phases = [s["phase"] for s in st]
@@ -442,22 +450,10 @@ def test_interrupt_then_next_run_succeeds(comfy, clip, rife):
     pg = node_id_of(prompt, "PerformanceGuard")
     prompt[vi]["inputs"].update(model=rife, multiplier=16)  # 165 RIFE frames, one per batch
     prompt[pg]["inputs"]["batch_size"] = 1
-    sent = []
-
-    def on_message(mtype, data):
-        if mtype == "progress" and str(data.get("node")) == vi and 0 < data["value"] < data["max"] and not sent:
-            sent.append(data["value"])
-            comfy.interrupt(data.get("prompt_id"))
-
-    result = comfy.run(prompt, timeout=420, on_message=on_message)
-    assert sent, "the run ended before it could be interrupted"
-    assert result.status == "interrupted", (result.status, result.error)
+    result = comfy.run_interrupted(prompt, vi, timeout=420)
     assert "execution_interrupted" in result.types
-    st = statuses(result, vi)
-    # a user's Cancel is reported as such, not as an error (issue 15, case 20)
-    assert st[0]["phase"] == "start" and st[-1]["phase"] == "cancelled", st[-1]
-    assert st[-1]["error"] == "cancelled by the user" and not any(s["phase"] == "error" for s in st)
-    assert st[-1]["done"] < st[-1]["total"]
+    st = check_cancelled(result, vi)  # a user's Cancel is reported as such, not as an error (issue 15, case 20)
+    assert st[0]["phase"] == "start" and not any(s["phase"] == "error" for s in st)
 
     nxt = load_api(comfy, "video_interpolate")
     vi2 = node_id_of(nxt, "VideoInterpolate")
@@ -703,15 +699,5 @@ def test_core_model_run_can_be_cancelled(comfy, clip, core_model):
     g["20"] = {"class_type": "PerformanceGuard", "inputs": {"strategy": "balanced", "device": "auto", "batch_size": 1,
                                                            "flow_scale": 0.0, "monitor_interval": 0.25}}
     g["21"] = {"class_type": "PreviewAny", "inputs": {"source": ["5", 2]}}
-    sent = []
-
-    def on_message(mtype, data):
-        if mtype == "progress" and str(data.get("node")) == "5" and 0 < data["value"] < data["max"] and not sent:
-            sent.append(data["value"])
-            comfy.interrupt(data.get("prompt_id"))
-
-    result = comfy.run(g, timeout=420, on_message=on_message)
-    assert sent and result.status == "interrupted", (result.status, result.error)
-    st = statuses(result, "5")
-    assert st[-1]["phase"] == "cancelled" and st[-1]["error"] == "cancelled by the user"  # a Cancel is no error
-    assert st[-1]["done"] < st[-1]["total"]
+    result = comfy.run_interrupted(g, "5", timeout=420)
+    check_cancelled(result, "5")

@@ -19,8 +19,9 @@ import av
 import numpy as np
 import pytest
 
-from test_nodes import (CLIP_FPS, CLIP_FRAMES, CLIP_NAME, check_progress, check_status_stream, core_model,  # noqa: F401
-                        load_api, model_dir, node_id_of, preview_text, real_frames, statuses)
+from test_nodes import (CLIP_FPS, CLIP_FRAMES, CLIP_NAME, check_cancelled, check_progress,  # noqa: F401
+                        check_status_stream, core_model, load_api, model_dir, node_id_of, preview_text, real_frames,
+                        statuses)
 
 pytestmark = pytest.mark.comfyui
 
@@ -275,19 +276,7 @@ def test_cancel_mid_run_leaves_nothing_then_a_good_run(comfy, long_clip, clip):
     node = node_id_of(load_api(comfy, "stream_video"), NODE)
     prompt = stream_prompt(comfy, long_clip, multiplier=16)
     temp_before, out_before = temp_files(comfy), output_files(comfy)
-    sent = []
-
-    def on_message(mtype, data):
-        if mtype == "progress" and str(data.get("node")) == node and 0 < data["value"] < data["max"] and not sent:
-            sent.append(data["value"])
-            comfy.interrupt(data.get("prompt_id"))
-
-    result = comfy.run(prompt, timeout=300, on_message=on_message)
-    assert sent, "the run ended before it could be interrupted"
-    assert result.status == "interrupted", (result.status, result.error)
-    st = statuses(result, node)
-    assert st[-1]["phase"] == "cancelled" and st[-1]["error"] == "cancelled by the user"  # not an error
-    assert st[-1]["done"] < st[-1]["total"]
+    check_cancelled(comfy.run_interrupted(prompt, node, timeout=300), node)
     assert temp_files(comfy) - temp_before == set()  # no result, no hidden partial
     assert output_files(comfy) == out_before  # SaveVideo never ran
 
