@@ -255,14 +255,20 @@ def _tail(first_id: int, vi: int, version: str, components: int | None = None) -
     ]
 
 
-def video_workflow(version: str) -> Workflow:
-    nodes = [
+def _video_chain(version: str, **vi_links) -> list:
+    """Nodes 1-6: LoadVideo -> GetVideoComponents -> VideoInterpolate (its frames and fps from the video,
+    plus `vi_links`) -> the _tail."""
+    return [
         Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
         Node(2, "GetVideoComponents", (X_MID, 60), (240, 70), {}, {"video": (1, 0)}),
         Node(3, "VideoInterpolate", (X_VI, 60), VI_SIZE, dict(VIDEO_INTERPOLATE_DEFAULTS),
-             {"images": (2, 0), "source_fps": (2, 2)}),
+             {"images": (2, 0), "source_fps": (2, 2), **vi_links}),
         *_tail(4, 3, version, components=2),
     ]
+
+
+def video_workflow(version: str) -> Workflow:
+    nodes = _video_chain(version)
     return Workflow("video_interpolate", "Video Engine: double a video's frame rate",
                     "Upload a video in Load Video, then Queue. Video Interpolate doubles the frame rate (multiplier 2) "
                     "with the built-in optical flow (no download). The source fps comes from the video; the new fps "
@@ -291,11 +297,7 @@ def keyframes_workflow(version: str) -> Workflow:
 
 def guarded_workflow(version: str) -> Workflow:
     nodes = [
-        Node(1, "LoadVideo", (X_SRC, 60), (300, 360), {"file": "video_engine_input.mp4"}),
-        Node(2, "GetVideoComponents", (X_MID, 60), (240, 70), {}, {"video": (1, 0)}),
-        Node(3, "VideoInterpolate", (X_VI, 60), VI_SIZE, dict(VIDEO_INTERPOLATE_DEFAULTS),
-             {"images": (2, 0), "source_fps": (2, 2), "guard": (7, 0), "fallback": (9, 0)}),
-        *_tail(4, 3, version, components=2),
+        *_video_chain(version, guard=(7, 0), fallback=(9, 0)),
         Node(7, "PerformanceGuard", (X_SRC, 480), (320, 200),
              dict(strategy="memory_efficient", device="auto", batch_size=0, flow_scale=0.0, monitor_interval=0.25)),
         Node(8, "PreviewAny", (X_SRC, 720), (320, 260), {}, {"source": (7, 1)}, title="Guard report"),
