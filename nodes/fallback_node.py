@@ -4,7 +4,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..engine.ladder import ON_EXHAUSTED, RUNG_HELP, RUNGS, Policy
-from .types import CATEGORY, FallbackSocket, schema_extras
+from .types import CATEGORY, FallbackSocket, option_outputs, schema_extras
+
 
 class FallbackSwitch(io.ComfyNode):
     @classmethod
@@ -34,12 +35,7 @@ class FallbackSwitch(io.ComfyNode):
                 io.Float.Input("min_res_scale", default=0.5, min=0.1, max=1.0, step=0.05,
                                tooltip="The smallest resolution factor reduce_resolution may go down to."),
             ],
-            outputs=[
-                FallbackSocket.Output("fallback", display_name="fallback",
-                                      tooltip="Connect to VideoInterpolate's fallback input."),
-                io.String.Output("description", display_name="description",
-                                 tooltip="The recovery policy in words."),
-            ],
+            outputs=option_outputs(FallbackSocket, "fallback", "description", "The recovery policy in words."),
             **schema_extras(["oom", "out of memory", "fallback", "recovery", "retry", "cpu fallback", "vfi"]),
         )
 

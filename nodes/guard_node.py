@@ -10,7 +10,7 @@ from ..engine.errors import InputError
 from ..engine.guard import STRATEGIES
 from ..engine.options import check_device, check_flow_scale, check_strategy
 from ..engine.resources import describe_snapshot, snapshot
-from .types import CATEGORY, GuardSettings, GuardSocket, schema_extras
+from .types import CATEGORY, GuardSettings, GuardSocket, option_outputs, schema_extras
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,8 @@ class PerformanceGuard(io.ComfyNode):
                                tooltip="Seconds between resource samples (RAM, CPU, VRAM) during a run; they make "
                                        "VideoInterpolate's resource_plot."),
             ],
-            outputs=[
-                GuardSocket.Output("guard", display_name="guard",
-                                   tooltip="Connect to VideoInterpolate's guard input."),
-                io.String.Output("report", display_name="report",
-                                 tooltip="The strategy's choices and a snapshot of free memory when this node ran."),
-            ],
+            outputs=option_outputs(GuardSocket, "guard", "report",
+                                   "The strategy's choices and a snapshot of free memory when this node ran."),
             **schema_extras(["performance", "vram", "memory", "batch size", "oom", "rife", "vfi"]),
         )
 

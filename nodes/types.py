@@ -33,6 +33,13 @@ def schema_extras(aliases) -> dict:
     return {"search_aliases": list(aliases)} if "search_aliases" in fields else {}
 
 
+def option_outputs(socket, name: str, text: str, text_tooltip: str) -> list:
+    """An option node's two outputs: its settings on `socket`, for VideoInterpolate's input `name`, and a
+    text output `text` that puts them in words."""
+    return [socket.Output(name, display_name=name, tooltip=f"Connect to VideoInterpolate's {name} input."),
+            io.String.Output(text, display_name=text, tooltip=text_tooltip)]
+
+
 @dataclass(frozen=True)
 class GuardSettings:
     """What travels on a VIDEO_ENGINE_GUARD socket (PerformanceGuard's choices)."""
