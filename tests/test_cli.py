@@ -84,18 +84,24 @@ def clip_u8(n=12, w=64, h=48, cut_at=None) -> np.ndarray:
 
 
 # ============================================================================ streaming core
+def frames_used(sched) -> set[int]:
+    """The source frames a schedule's outputs read: the two each entry names and, for an in-between
+    (t > 0), the pair (i0, i0 + 1) it is made from."""
+    used = set()
+    for e in sched:
+        used |= {e.i0, e.i1}
+        if e.t:
+            used |= {e.i0, e.i0 + 1}
+    return used
+
+
 @pytest.mark.parametrize("step", [Fraction(1, 2), Fraction(1, 3), Fraction(2, 5), Fraction(1), Fraction(5, 2),
                                   Fraction(24 * 1001, 60000), Fraction(4)])
 def test_frame_needed_is_exactly_what_the_schedule_uses(step):
     from engine.schedule import Schedule
 
     sched = Schedule(23, step)
-    used = set()
-    for e in sched:
-        used |= {e.i0, e.i1}
-        if e.t:
-            used |= {e.i0, e.i0 + 1}
-    assert {k for k in range(23) if sched.needs(k)} == used
+    assert {k for k in range(23) if sched.needs(k)} == frames_used(sched)
 
 
 @pytest.mark.parametrize("dst_fps", [10, 24, 61])
@@ -103,12 +109,7 @@ def test_a_variable_rate_schedule_needs_exactly_the_frames_it_uses(dst_fps):
     # 30 fps, then 10 fps (the bench's VFR clip), in a 1/90000 time base
     pts = [3000 * i for i in range(45)] + [135000 + 9000 * i for i in range(5)]
     sched = Options(dst_fps=dst_fps, src_fps=Fraction(250, 9)).schedule(50, FrameTimes.detect(pts, Fraction(1, 90000)))
-    used = set()
-    for e in sched:
-        used |= {e.i0, e.i1}
-        if e.t:
-            used |= {e.i0, e.i0 + 1}
-    assert {k for k in range(50) if sched.needs(k)} == used
+    assert {k for k in range(50) if sched.needs(k)} == frames_used(sched)
     assert abs(sched.n_out / Fraction(dst_fps) - sched.times.duration) <= Fraction(1, 2 * dst_fps)
     assert sched.entry(sched.n_out - 1).i0 == 49, "the last frame is in the output"
 
