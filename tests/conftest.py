@@ -14,13 +14,13 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 logging.getLogger("engine").setLevel(logging.INFO)
 
 
-from shared import bench_clip  # noqa: E402
+from shared import load_bench_clip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def real_clip():
     """Real footage: uint8 [N, H, W, 3] frames of the shared bench's bigbuckbunny clip."""
-    frames = bench_clip("bigbuckbunny")
+    frames = load_bench_clip("bigbuckbunny")
     if frames is None:
         pytest.skip("../shared/bench/data not found (set VE_SHARED)")
     return frames

@@ -12,22 +12,15 @@ def shared_dir() -> Path | None:
     return None
 
 
-def bench_clip(name: str):
-    """uint8 frames [N, H, W, 3] of a shared bench clip (bigbuckbunny, carphone, ...), or None."""
+def load_bench_clip(name: str):
+    """uint8 [N, H, W, 3] frames of a clip of the shared bench (bigbuckbunny, carphone, gen_ltxv_i2v_fox),
+    or None when there is no shared bench data (callers skip)."""
     sd = shared_dir()
     if sd is None:
         return None
     import numpy as np
 
     with np.load(sd / "bench" / "data" / f"{name}.npz") as z:
-        return z["frames"]
-
-
-def load_bench_clip(name: str):
-    """uint8 [N, H, W, 3] frames of a clip of the shared bench (bigbuckbunny, carphone, gen_ltxv_i2v_fox)."""
-    import numpy as np
-
-    with np.load(shared_dir() / "bench" / "data" / f"{name}.npz") as z:
         return z["frames"]
 
 

@@ -17,7 +17,7 @@ from engine.ladder import Fault, FaultInjector, Policy, run as ladder_run
 from engine.methods import FilmMethod, load_method
 from engine.runner import Runner, Settings, allocate_output
 from engine.schedule import make_schedule
-from shared import bench_clip
+from shared import load_bench_clip
 
 SMALL = FilmConfig(filters=4, flow_filters=(4, 4, 8, 8), fusion_filters=(4, 8, 8, 8))
 
@@ -32,7 +32,7 @@ def core(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def carphone():
-    frames = bench_clip("carphone")
+    frames = load_bench_clip("carphone")
     if frames is None:
         pytest.skip("../shared/bench/data not found (set VE_SHARED)")
     return torch.from_numpy(frames[10:13]).float().div(255)  # 3 consecutive real frames, 144x176
