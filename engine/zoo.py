@@ -371,10 +371,3 @@ def export_core(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     finally:
         part.unlink(missing_ok=True)
     return dst
-
-
-def load_ifnet(path: str | os.PathLike) -> IFNet:
-    net = load_net(path)
-    if isinstance(net, FilmNet):
-        raise CheckpointError(f"{Path(path).name} is a FILM checkpoint, not RIFE")
-    return net

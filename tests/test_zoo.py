@@ -10,7 +10,7 @@ from engine.film import FilmConfig, FilmNet
 from engine.ifnet import IFNet, IFNetConfig
 from engine.methods import FilmMethod, RifeMethod, load_method
 from engine.zoo import (CheckpointError, build_film, build_ifnet, detect_config, detect_film_config, family_name,
-                        load_ifnet, load_net, normalize_keys, read_state_dict)
+                        load_net, normalize_keys, read_state_dict)
 
 SEQ2 = ((0, 3, 16, False), (1, 16, 4, True))
 SEQ4 = ((0, 3, 32, False), (2, 32, 32, False), (4, 32, 32, False), (6, 32, 8, True))
@@ -126,8 +126,6 @@ def test_film_in_every_format(i, fmt, tmp_path):
         assert torch.equal(loaded.state_dict()[k], as_stored(v, fmt)), k
     method = load_method(path)
     assert isinstance(method, FilmMethod) and method.describe() == f"FILM ({path.name})"
-    with pytest.raises(CheckpointError, match="is a FILM checkpoint, not RIFE"):
-        load_ifnet(path)
 
 
 def test_core_film_net_sizes_are_detected():
@@ -199,7 +197,7 @@ def test_key_normalisation():
 def test_nested_state_dict_is_found(tmp_path):
     net = IFNet(FAMILIES[10])
     torch.save({"state_dict": net.state_dict(), "epoch": 3}, tmp_path / "nested.pth")
-    assert load_ifnet(tmp_path / "nested.pth").cfg.family == "4.25/4.26"
+    assert load_net(tmp_path / "nested.pth").cfg.family == "4.25/4.26"
 
 
 class _Evil:
@@ -271,7 +269,7 @@ def test_foreign_state_dicts_in_every_format_are_neither_rife_nor_film(fmt, tmp_
 def test_unknown_state_dict_says_what_was_expected(tmp_path):
     torch.save({"conv1.weight": torch.zeros(3, 3), "fc.bias": torch.zeros(3)}, tmp_path / "resnet.pth")
     with pytest.raises(CheckpointError, match=r"expected 4 blocks .* found 0"):
-        load_ifnet(tmp_path / "resnet.pth")
+        load_net(tmp_path / "resnet.pth")
 
 
 def test_wrong_channel_counts_are_reported():
@@ -313,7 +311,7 @@ def test_junk_file_is_named_for_what_it_is(tmp_path, name, data, what):
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(CheckpointError) as err:
-        load_ifnet(path)
+        load_net(path)
     msg = str(err.value)
     assert name in msg and what in msg, msg
     assert "arbitrary code" not in msg and "environment you trust" not in msg, msg
@@ -325,7 +323,7 @@ def test_scalar_tensors_are_a_checkpoint_error(tmp_path):
     keys = IFNet(FAMILIES[10]).state_dict()
     save_file({k: torch.tensor(1.0) for k in keys}, str(tmp_path / "scalars.safetensors"))
     with pytest.raises(CheckpointError, match=r"scalars\.safetensors.*block0\.conv0\.\d\.0\.weight has shape \(\)"):
-        load_ifnet(tmp_path / "scalars.safetensors")
+        load_net(tmp_path / "scalars.safetensors")
     sd = dict(IFNet(FAMILIES[6]).state_dict())  # one 4-block family tensor flattened to 1-D
     sd["encode.cnn3.weight"] = sd["encode.cnn3.weight"].flatten()
     with pytest.raises(CheckpointError, match=r"encode\.cnn3\.weight.*4-D"):
@@ -339,4 +337,4 @@ def test_non_finite_weights_are_refused(tmp_path, bad):
     sd["block2.conv0.1.0.weight"][0, 0] = bad
     torch.save(sd, tmp_path / "diverged.pth")
     with pytest.raises(CheckpointError, match=r"diverged\.pth.*(NaN|infinite)"):
-        load_ifnet(tmp_path / "diverged.pth")
+        load_net(tmp_path / "diverged.pth")
