@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from engine import fetch
-from engine.samples import make_sample_clip, synthetic_frame
+from engine.samples import synthetic_frame
 from engine.video_io import VideoReader, probe
 from test_cli import ROOT, _interrupt_after_first_progress, clips, error_lines, main_in_process, run_cli  # noqa: F401
 

@@ -10,7 +10,6 @@ import json
 import os
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

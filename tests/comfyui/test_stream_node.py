@@ -8,9 +8,7 @@ a good run, and corrupt inputs. Clips are 176x144 and the method is the built-in
 """
 from __future__ import annotations
 
-import json
 import os
-import time
 import uuid
 from fractions import Fraction
 from pathlib import Path
