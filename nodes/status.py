@@ -28,7 +28,6 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 EVENT = "video_engine.status"
-PHASES = ("start", "progress", "fallback", "done", "error", "cancelled")
 
 _PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
