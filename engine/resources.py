@@ -179,10 +179,6 @@ class ResourceMonitor:
         self.stop()
 
     @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
     def timeline(self) -> list[tuple[float, dict]]:
         with self._lock:
             return list(self._timeline)

@@ -132,12 +132,17 @@ def _wait_for(cond, timeout=10.0):
     return cond()
 
 
+def _running(mon: ResourceMonitor) -> bool:
+    """Whether the monitor's sampling thread is alive."""
+    return mon._thread is not None and mon._thread.is_alive()
+
+
 def test_monitor_samples_on_its_thread_and_stops(nvml_broken):
     with ResourceMonitor(interval=0.02) as mon:
         assert _wait_for(lambda: mon.summary()["samples"] >= 3)  # more than start + stop
-        assert mon.running
+        assert _running(mon)
     summary = mon.summary()
-    assert not mon.running
+    assert not _running(mon)
     assert summary["gpu_available"] is False and "driver went away" in summary["gpu_error"]
     assert summary["peak_vram_used_bytes"] is None
     json.dumps(summary)
@@ -156,7 +161,7 @@ def test_monitor_short_block_has_start_and_end_samples_and_peak_rss():
     summary = mon.summary()
     assert summary["samples"] == 2
     assert summary["peak_rss_bytes"] >= baseline + 150 * MiB  # caught by the exit sample
-    assert not mon.running  # exit woke the 60 s wait instead of waiting it out
+    assert not _running(mon)  # exit woke the 60 s wait instead of waiting it out
 
 
 def test_monitor_reports_vram_peak_from_nvml(fake_nvml):
@@ -201,7 +206,7 @@ def test_monitor_survives_failing_samples(monkeypatch):
     monkeypatch.setattr(resources, "snapshot", flaky)
     with ResourceMonitor(interval=0.01) as mon:
         assert _wait_for(lambda: mon.summary()["failed_samples"] >= 2 and mon.summary()["samples"] >= 2)
-        assert mon.running  # the thread is still alive after failures
+        assert _running(mon)  # the thread is still alive after failures
 
 
 def test_monitor_timeline_is_capped_evenly_and_spans_the_run(monkeypatch):
