@@ -2,7 +2,7 @@
 and the IMAGE path on the short one, in one server, one run.
 
     .venv/bin/python bench/comfy_stream_memory.py                  # 300 and 3,000 frames, 1280x720, built-in flow
-    .venv/bin/python bench/comfy_stream_memory.py --size 320x180   # what bench/results holds (a loaded 2-core machine)
+    .venv/bin/python bench/comfy_stream_memory.py --size 320x180   # smaller frames (bench/results/*_320x180.json)
     .venv/bin/python bench/comfy_stream_memory.py --frames 48 480  # a quick check of the machinery
 
 Graphs (API format, built-in flow method, x2):
