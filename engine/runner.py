@@ -139,6 +139,23 @@ def _to_bchw(frame_hwc: torch.Tensor) -> torch.Tensor:
     return frame_hwc.permute(2, 0, 1).unsqueeze(0)
 
 
+def _next_batch(schedule: Schedule, n: int, stop: int, bs: int):
+    """From output n (a task): the next `bs` tasks with the source frames between them (the window,
+    in output order), and the tasks. The window ends on a task: the copies after it go with the next
+    batch, so a failure leaves every output from n on unwritten."""
+    window, batch = [], []
+    m = n
+    while m < stop and len(batch) < bs:
+        e = schedule.entry(m)
+        window.append(e)
+        if not e.is_source:
+            batch.append(e)
+        m += 1
+    while window[-1].is_source:
+        window.pop()
+    return window, batch
+
+
 class Runner:
     def __init__(self, method: Method, settings: Settings, *, progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool | None] | None = None, before_batch: Callable | None = None,
@@ -184,6 +201,20 @@ class Runner:
             y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
         return y.clamp_(0, 1).permute(0, 2, 3, 1).to("cpu")
 
+    def _compute(self, frames, batch, cache: dict, geo) -> torch.Tensor:
+        """The in-betweens of a batch of tasks; `cache` keeps each source frame's prepared form
+        (features included) from the batch before, so a frame shared by two batches is prepared once."""
+        lo = batch[0].i0
+        for k in [k for k in cache if k < lo]:
+            del cache[k]
+        for e in batch:
+            for i in (e.i0, e.i1):
+                if i not in cache:
+                    cache[i] = self._prepare(frames[i], geo)
+        t = torch.tensor([float(e.t) for e in batch], dtype=torch.float32)
+        return self.method.interpolate([cache[e.i0] for e in batch], [cache[e.i1] for e in batch], t,
+                                       scale=self.settings.flow_scale, ensemble=self.settings.ensemble)
+
     # -- main loop --------------------------------------------------------------------------
     @torch.inference_mode()
     def run(self, frames, schedule: Schedule, out, start: int = 0, stop: int | None = None) -> int:
@@ -214,33 +245,12 @@ class Runner:
                     e = schedule.entry(n)
                 if n >= stop:
                     break
-                # a batch: the next `bs` tasks, with the source frames between them (copied after the
-                # batch is computed, in output order, so a failure leaves outputs from `n` on unwritten)
-                window, batch = [], []
-                m = n
-                while m < stop and len(batch) < bs:
-                    em = schedule.entry(m)
-                    window.append(em)
-                    if not em.is_source:
-                        batch.append(em)
-                    m += 1
-                while window[-1].is_source:  # the copies after the last task go with the next flush
-                    window.pop()
-                    m -= 1
+                window, batch = _next_batch(schedule, n, stop, bs)
+                m = n + len(window)
                 if self.before_batch is not None:
                     self.before_batch([e2.n for e2 in batch], self.settings)
                 tb = time.perf_counter()
-                lo = batch[0].i0
-                for k in [k for k in cache if k < lo]:
-                    del cache[k]
-                for e2 in batch:
-                    for i in (e2.i0, e2.i1):
-                        if i not in cache:
-                            cache[i] = self._prepare(frames[i], geo)
-                t = torch.tensor([float(e2.t) for e2 in batch], dtype=torch.float32)
-                y = self.method.interpolate([cache[e2.i0] for e2 in batch], [cache[e2.i1] for e2 in batch], t,
-                                            scale=self.settings.flow_scale, ensemble=self.settings.ensemble)
-                y = self._finish(y, geo, h, w, batch)
+                y = self._finish(self._compute(frames, batch, cache, geo), geo, h, w, batch)
                 k = 0
                 for e2 in window:
                     if e2.is_source:
