@@ -1,5 +1,6 @@
 """Video Engine core: frame interpolation in plain torch/numpy/OpenCV (no ComfyUI imports)."""
 import logging
+import os
 import signal
 import sys
 
@@ -7,8 +8,11 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def _interrupted_during_start_up(signum, frame):
+    # Exit at once: an exception raised here lands inside whatever is importing (numpy's C extension
+    # turned one into "cannot load module more than once" with a traceback), and nothing is written yet.
     sys.stderr.write("error: interrupted\n")
-    raise SystemExit(130)
+    sys.stderr.flush()
+    os._exit(130)
 
 
 # `python -m engine.cli` (or `-m engine`) imports this package while argv[0] is still "-m": a Ctrl-C
