@@ -39,6 +39,7 @@ from ..engine.audio import write_audio
 from ..engine.schedule import FrameTimes, as_fraction
 from ..engine.stream import Encoder, interpolate_stream, source_frames, to_uint8
 from ..engine.video_io import VideoWriter, probe
+from . import model_cache
 from .interpolate_node import (check_model, core_model_inputs, drill_faults, node_status, optional_inputs,
                                progress_hooks, report_failure, run_inputs, run_model, run_options)
 from .types import CATEGORY, SEARCH_ALIASES, GuardSettings, schema_extras
@@ -284,16 +285,20 @@ class VideoInterpolateStream(io.ComfyNode):
                 raise InputError(bad_model)
             source = video_source(video)
             opts = opts.replace(src_fps=source.fps)  # checks a target fps against the video's
-            loaded, opts = run_model(model, interp_model, opts, (source.n_frames, source.height, source.width, 3))
-            core_method = loaded.method if interp_model is not None else None
-            params = dict(model=model, model_key=loaded.key, options=opts.as_dict(), fallback=repr(fallback))
-            # a result is reused only for a model file it can name (not for core's model object)
-            key = None if save_output or core_method is not None else cache_key(node_id, source, params)
+            # a result is reused only for a model file it can name (not for core's model object); checked
+            # before the model is put on the device, so a reused result loads nothing into VRAM
+            key = None
+            if not save_output and interp_model is None:
+                params = dict(model=model, model_key=model_cache.get(model).key, options=opts.as_dict(),
+                              fallback=repr(fallback))
+                key = cache_key(node_id, source, params)
             done = _reusable(key)
             if done is not None:
                 log.info("Video Engine: same inputs as an earlier run, reusing %s", done.path)
                 status.finish(done.report_dict, done.report)
             else:
+                loaded, opts = run_model(model, interp_model, opts, (source.n_frames, source.height, source.width, 3))
+                core_method = loaded.method if interp_model is not None else None
                 done = cls._run(node_id, source, loaded, key, status, opts, settings, fallback, save_output,
                                 filename_prefix)
         except BaseException as e:
