@@ -114,7 +114,7 @@ class _LiveBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(t, torch.Tensor):
+            if isinstance(t, torch.Tensor) and not t.is_mkldnn:  # oneDNN's reordered weights have no storage
                 st = t.untyped_storage()
                 key, nbytes = st.data_ptr(), st.nbytes()
                 entry = self._refs.get(key)

@@ -14,8 +14,11 @@ Speed choices that keep the maths of the reference: the ResConv beta is folded i
 weights after loading, each frame's encoder features are computed once by the caller and reused
 for every pair and t, and both frames (image + features) are warped in one grid_sample call. A
 warp whose result the next block only reads downscaled by 1/4 or less is evaluated at the pixels
-that downscale reads (warp_down), the last block computes only flow and mask, and on the CPU the
-blocks' convolutions run channels-last.
+that downscale reads (warp_down), the last block computes only flow and mask, a block's mask and
+features reach the next block at that block's resolution without the frame-sized tensor between
+(_up_down), and on the CPU the blocks' convolutions run channels-last, through oneDNN with weights
+reordered once per input shape and the LeakyReLU / residual add fused (_onednn_conv; also the Head
+encoder's).
 """
 from __future__ import annotations
 
@@ -130,6 +133,74 @@ def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
 
 
+def _up_down(x: torch.Tensor, up: float, nxt: float) -> torch.Tensor:
+    """_resize(_resize(x, up), 1 / nxt) without the large tensor between: bilinear resizing is
+    separable, so each axis is resized up and down on its own (the same weights and positions)."""
+    if nxt == 1:
+        return _resize(x, up)
+    for f in ((up, 1), (1.0 / nxt, 1), (1, up), (1, 1.0 / nxt)):  # H up, H down, W up, W down
+        x = F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False)
+    return x
+
+
+# ----------------------------------------------------------------------------- oneDNN convolutions (CPU)
+def _onednn_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, residual: torch.Tensor | None = None,
+                 act: bool = True) -> torch.Tensor:
+    """LeakyReLU(0.2) of conv(x) (+ residual), or conv(x) alone (act False), as one oneDNN call with
+    the weights reordered for the input shape once and kept (re-done when the shape or the weights
+    change): what torch.compile's freezing does for a CPU convolution, without a compiler. CPU, fp32,
+    channels-last input."""
+    mk = torch.ops.mkldnn
+    p, st, d = list(conv.padding), list(conv.stride), list(conv.dilation)
+    transposed = isinstance(conv, nn.ConvTranspose2d)
+    weight = conv.weight
+    key = (tuple(x.shape), weight.data_ptr(), 0 if weight.is_inference() else weight._version)
+    packed = conv.__dict__.get("_onednn")
+    if packed is None or packed[0] != key:
+        w = weight.detach()
+        if transposed:
+            w = mk._reorder_convolution_transpose_weight(w, p, list(conv.output_padding), st, d, conv.groups,
+                                                         list(x.shape))
+        else:
+            w = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), p, st, d, conv.groups, list(x.shape))
+        packed = conv.__dict__["_onednn"] = (key, w)
+    w = packed[1]
+    attr, scalars = ("leaky_relu", [0.2]) if act and residual is None else ("none", [])
+    if transposed:
+        return mk._convolution_transpose_pointwise(x, w, conv.bias, p, list(conv.output_padding), st, d,
+                                                   conv.groups, attr, scalars, "")
+    if residual is None:
+        return mk._convolution_pointwise(x, w, conv.bias, p, st, d, conv.groups, attr, scalars, "")
+    y = mk._convolution_pointwise.binary(x, residual, w, conv.bias, p, st, d, conv.groups, "add", None, None, [],
+                                         None)
+    return F.leaky_relu_(y, 0.2) if act else y
+
+
+def _fused(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether `module` runs its convolutions through _onednn_conv for this input."""
+    return getattr(module, "onednn", False) and x.dtype == torch.float32 and x.device.type == "cpu"
+
+
+_ONEDNN_OK: bool | None = None
+
+
+def onednn_available() -> bool:
+    """Whether this torch runs _onednn_conv and gets the plain modules' result (checked once on a tiny
+    convolution: a torch build without oneDNN, or one whose fused-op signature differs, falls back)."""
+    global _ONEDNN_OK
+    if _ONEDNN_OK is None:
+        try:
+            with torch.inference_mode():
+                conv, up = nn.Conv2d(8, 8, 3, 1, 1), nn.ConvTranspose2d(8, 4, 4, 2, 1)
+                x = torch.rand(1, 8, 6, 5).contiguous(memory_format=torch.channels_last)
+                ref = F.leaky_relu(conv(x) + x, 0.2), F.leaky_relu(conv(x), 0.2), up(x)
+                got = _onednn_conv(conv, x, x), _onednn_conv(conv, x), _onednn_conv(up, x, act=False)
+                _ONEDNN_OK = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref, got))
+        except (RuntimeError, AttributeError, TypeError, NotImplementedError):
+            _ONEDNN_OK = False
+    return _ONEDNN_OK
+
+
 # ----------------------------------------------------------------------------- blocks
 class ResConv(nn.Module):
     def __init__(self, c: int):
@@ -164,6 +235,7 @@ class IFBlock(nn.Module):
         super().__init__()
         self.legacy = legacy
         self.channels_last = False  # set by IFNet.set_layout
+        self.onednn = False  # convolutions through _onednn_conv (set by IFNet.set_layout)
         self.conv0 = nn.Sequential(_conv(cin, c // 2, 2, legacy), _conv(c // 2, c, 2, legacy))
         if legacy:
             self.convblock = nn.Sequential(*[_conv(c, c, 1, True) for _ in range(8)])
@@ -172,10 +244,21 @@ class IFBlock(nn.Module):
             self.convblock = nn.Sequential(*[ResConv(c) for _ in range(8)])
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
 
+    def _convolve(self, x):
+        if _fused(self, x):
+            for seq in self.conv0:
+                x = _onednn_conv(seq[0], x)
+            for res in self.convblock:
+                x = _onednn_conv(res.conv, x, residual=x)
+            return x
+        feat = self.conv0(x)
+        return self.convblock(feat) + feat if self.legacy else self.convblock(feat)
+
     def forward(self, xs: list, scale: float):
         """xs: the block's inputs already at its resolution (1/scale of the frame), a list the block
         empties once they are concatenated (so what only it held is freed before its convolutions);
-        returns flow delta, mask and passthrough features at the frame's resolution."""
+        returns its output [flow delta 4, mask 1, passthrough features] at 1/up of the frame's
+        resolution, and up."""
         if self.channels_last:  # the concatenation is written straight into the convolutions' layout
             n, _, h, w = xs[0].shape
             x = torch.empty((n, sum(p.shape[1] for p in xs), h, w), dtype=xs[0].dtype, device=xs[0].device,
@@ -184,18 +267,13 @@ class IFBlock(nn.Module):
         else:
             x = torch.cat(xs, 1)
         xs.clear()
-        feat = self.conv0(x)
+        feat = self._convolve(x)
         del x
-        if self.legacy:
-            feat = self.convblock(feat) + feat
-            up = scale * 2
+        if _fused(self, feat):
+            tmp = F.pixel_shuffle(_onednn_conv(self.lastconv[0], feat, act=False), 2)
         else:
-            feat = self.convblock(feat)
-            up = scale
-        tmp = _resize(self.lastconv(feat).contiguous(), up)
-        del feat
-        # the mask is copied out, so the outputs hold no view of tmp once the caller is done with them
-        return tmp[:, :4] * up, tmp[:, 4:5].clone(), tmp[:, 5:]
+            tmp = self.lastconv(feat)
+        return tmp.contiguous(), scale * 2 if self.legacy else scale
 
 
 class Head(nn.Module):
@@ -206,8 +284,13 @@ class Head(nn.Module):
         self.cnn2 = nn.Conv2d(hidden, hidden, 3, 1, 1)
         self.cnn3 = nn.ConvTranspose2d(hidden, out, 4, 2, 1)
         self.relu = nn.LeakyReLU(0.2, inplace=True)
+        self.onednn = False  # set by IFNet.set_layout
 
     def forward(self, x):
+        if _fused(self, x):
+            for conv in (self.cnn0, self.cnn1, self.cnn2):
+                x = _onednn_conv(conv, x)
+            return _onednn_conv(self.cnn3, x, act=False).contiguous()
         x = self.relu(self.cnn0(x))
         x = self.relu(self.cnn1(x))
         x = self.relu(self.cnn2(x))
@@ -332,11 +415,20 @@ class IFNet(nn.Module):
 
     def set_layout(self, channels_last: bool) -> "IFNet":
         """Run the blocks' convolutions in channels-last layout (weights and activations): measured
-        about 7% faster per frame on the project's 2-core CPU (bench/results/levers.md), the same maths."""
+        about 7% faster per frame on the project's 2-core CPU (bench/results/levers.md), the same maths;
+        there the non-legacy blocks' convolutions also go through _onednn_conv when this torch has it."""
+        self.pack()  # the fused convolutions take the folded ResConv weights
         for blk in self.blocks:
             if blk.channels_last != channels_last:
                 blk.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
                 blk.channels_last = channels_last
+            blk.onednn = channels_last and not blk.legacy and onednn_available()
+        if isinstance(getattr(self, "encode", None), Head):
+            self.encode.onednn = channels_last and onednn_available()
+        for m in self.modules():
+            if not getattr(m, "onednn", True):
+                for conv in m.modules():
+                    conv.__dict__.pop("_onednn", None)  # the reordered weights of a layout no longer used
         return self
 
     def features(self, img: torch.Tensor) -> torch.Tensor | None:
@@ -376,10 +468,11 @@ class IFNet(nn.Module):
         return out
 
     @staticmethod
-    def _block(blk, parts, flow, s, ensemble, swap_parts):
+    def _block(blk, parts, flow, s, ensemble, swap_parts, nxt=None):
         """parts: block inputs at its resolution, t as [B, 1, 1, 1] (a constant plane, made here);
         flow at the frame's resolution. Without ensemble the list is emptied (the block frees what
-        only it held once it has concatenated it)."""
+        only it held once it has concatenated it). Returns the flow delta at the frame's resolution,
+        mask and features at 1/nxt of it (the next block's resolution; None: the frame's)."""
         b, size = parts[0].shape[0], parts[0].shape[-2:]
 
         def inputs(ps, fl):
@@ -391,13 +484,14 @@ class IFNet(nn.Module):
         if not ensemble:
             parts.clear()
             flow_lo = None
-        fd, m, feat = blk(xs, s)
-        if ensemble:
+        tmp, up = blk(xs, s)
+        if ensemble:  # (both passes' flows, frames swapped back) / 2 and (mask - swapped mask) / 2
             flow_sw = None if flow_lo is None else torch.cat((flow_lo[:, 2:4], flow_lo[:, :2]), 1)
-            fd2, m2, _ = blk(inputs(swap_parts, flow_sw), s)
-            fd = (fd + torch.cat((fd2[:, 2:4], fd2[:, :2]), 1)) / 2
-            m = (m - m2) / 2
-        return fd, m, feat
+            tmp2, _ = blk(inputs(swap_parts, flow_sw), s)
+            tmp = torch.cat(((tmp[:, :4] + torch.cat((tmp2[:, 2:4], tmp2[:, :2]), 1)) / 2,
+                             (tmp[:, 4:5] - tmp2[:, 4:5]) / 2, tmp[:, 5:]), 1)
+        rest = _resize(tmp[:, 4:], up) if nxt is None else _up_down(tmp[:, 4:], up, nxt)
+        return _resize(tmp[:, :4], up) * up, rest[:, :1], rest[:, 1:]
 
     def _run(self, x0, x1, t, scales, ensemble, refine, check=True, lean=False):
         cfg = self.cfg
@@ -407,25 +501,28 @@ class IFNet(nn.Module):
         w0 = w1 = None  # warped packed frames ([img, feat]) at the next block's resolution
         need_rescale = None
         blocks = self.blocks
+        # a mask that is not summed across blocks goes to the next block at that block's resolution
+        # (with the passthrough features), never resized to the frame's and back
+        low = not cfg.accumulate_mask
         for i, blk in enumerate(blocks):
             s = scales[i]
-            down = lambda x: _resize(x, 1.0 / s)  # noqa: E731
+            last = i == len(blocks) - 1
+            nxt = None if last else scales[i + 1]
+            down = (lambda x: x) if low else (lambda x: _resize(x, 1.0 / s))  # noqa: E731
             if flow is None:
-                a0, a1 = down(x0), down(x1)
+                a0, a1 = _resize(x0, 1.0 / s), _resize(x1, 1.0 / s)
                 swap = [a1, a0, 1 - t] if ensemble else None
-                flow, mask, feat = self._block(blk, [a0, a1, t], None, s, ensemble, swap)
+                flow, mask, feat = self._block(blk, [a0, a1, t], None, s, ensemble, swap, nxt if low else None)
             else:
                 ml = down(mask)
                 parts = [w0, w1, t, ml] + ([down(feat)] if cfg.passthrough else [])
                 swap = [w1, w0, 1 - t, -ml] if ensemble else None
                 w0 = w1 = ml = feat = None  # parts holds them: the block frees them once it has read them
-                fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap)
+                fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap, nxt if low else None)
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
                 flow = flow + fd
                 mask = mask + m if cfg.accumulate_mask else m
-            last = i == len(blocks) - 1
-            nxt = None if last else scales[i + 1]
             sub = nxt is not None and sub_sampled(nxt, h, w)
 
             def wp(img, fl):
