@@ -177,8 +177,10 @@ def _onednn_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, residual
 
 
 def _fused(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether `module` runs its convolutions through _onednn_conv for this input."""
-    return getattr(module, "onednn", False) and x.dtype == torch.float32 and x.device.type == "cpu"
+    """Whether `module` runs its convolutions through _onednn_conv for this input (never while torch's
+    oneDNN use is switched off: torch.backends.mkldnn.enabled = False)."""
+    return (getattr(module, "onednn", False) and x.dtype == torch.float32 and x.device.type == "cpu"
+            and torch.backends.mkldnn.enabled)
 
 
 _ONEDNN_OK: bool | None = None

@@ -104,6 +104,18 @@ def test_a_new_frame_size_or_batch_reorders_again():
     assert (both[:1] - one).abs().max() < 1e-4
 
 
+def test_switching_off_torchs_onednn_switches_off_the_fused_path():
+    method = _method(FAMILIES[10])
+    x = _frames(method, n=2)
+    fast = _run(method, x)
+    for m in method.net.modules():
+        m.__dict__.pop("_onednn", None)
+    with torch.backends.mkldnn.flags(enabled=False):
+        plain = _run(method, x)
+    assert not _packed_convs(method.net)
+    assert (plain - fast).abs().max() < 1e-4
+
+
 def test_calibration_counts_memory_with_the_onednn_path():
     """The guard's live-memory count skips oneDNN's reordered weights (they have no storage)."""
     from engine.guard import measure_peak_bytes
