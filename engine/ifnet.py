@@ -366,6 +366,13 @@ class UNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------- network
+# Largest stacked copy of both frames worth making on the CPU: glibc maps every block over 32 MiB fresh
+# and page-faults it in on each use, so from about 1280x720 warping each side on its own is as fast
+# (1280x720 ratio 0.996, 1920x1080 0.973; 960x540 1.052, 448x256 1.077) and the run's peak RSS is about
+# 100 MB lower (bench/results/levers.md).
+STACK_LIMIT = 32 * 1024 * 1024
+
+
 class IFNet(nn.Module):
     def __init__(self, cfg: IFNetConfig):
         super().__init__()
@@ -449,9 +456,11 @@ class IFNet(nn.Module):
     def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False,
                        lean: bool = False):
         """x0/x1 from pack_frame(); t [B] or float. lean: warp each side on its own instead of one call
-        over a stacked copy of both frames (less memory, a little slower)."""
+        over a stacked copy of both frames (less memory; on the CPU slower for small frames, and the
+        way every frame goes whose stacked copy would be over STACK_LIMIT)."""
         self.pack()
         cfg = self.cfg
+        lean = lean or (x0.device.type == "cpu" and 2 * x0.numel() * x0.element_size() > STACK_LIMIT)
         if ensemble and not cfg.supports_ensemble:
             raise ValueError(f"RIFE {cfg.family} does not support ensemble")
         b = x0.shape[0]

@@ -134,3 +134,20 @@ def test_up_down_is_resizing_to_the_frame_and_back(up, nxt, shape):
     got = _up_down(x, up, nxt)
     assert got.shape == want.shape
     assert (got - want).abs().max() < 1e-4
+
+
+def test_frames_too_big_to_stack_are_warped_side_by_side(monkeypatch):
+    """On the CPU a pair whose stacked copy would pass STACK_LIMIT is warped one side at a time
+    (twice the grid_sample calls, one frame's worth each), with the same frames as stacked."""
+    method = _method(FAMILIES[10])
+    calls = []
+    sample = ifnet._sample
+    monkeypatch.setattr(ifnet, "_sample", lambda img, *a: calls.append(img.shape[0]) or sample(img, *a))
+    x = _frames(method, n=2)
+    per_frame = method.prepare(x[:1]).numel() * 4
+    stacked = _run(method, x)
+    assert calls == [2] * 5 and 2 * per_frame <= ifnet.STACK_LIMIT  # 5 blocks: 5 warps of both sides
+    calls.clear()
+    monkeypatch.setattr(ifnet, "STACK_LIMIT", per_frame)  # the same frames now count as too big to stack
+    assert (_run(method, x) - stacked).abs().max() < 1e-6
+    assert calls == [1] * 10
