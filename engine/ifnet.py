@@ -146,7 +146,7 @@ def _up_down(x: torch.Tensor, up: float, nxt: float) -> torch.Tensor:
 # ----------------------------------------------------------------------------- oneDNN convolutions (CPU)
 def _onednn_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, residual: torch.Tensor | None = None,
                  act: bool = True) -> torch.Tensor:
-    """LeakyReLU(0.2) of conv(x) (+ residual), or conv(x) alone (act False), as one oneDNN call with
+    """LeakyReLU(0.2) of conv(x) (+ residual), or conv(x) alone (act False, no residual), as one oneDNN call with
     the weights reordered for the input shape once and kept (re-done when the shape or the weights
     change): what torch.compile's freezing does for a CPU convolution, without a compiler. CPU, fp32,
     channels-last input."""
@@ -165,15 +165,15 @@ def _onednn_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, residual
             w = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), p, st, d, conv.groups, list(x.shape))
         packed = conv.__dict__["_onednn"] = (key, w)
     w = packed[1]
-    attr, scalars = ("leaky_relu", [0.2]) if act and residual is None else ("none", [])
+    if residual is not None:  # the add is fused; torch's binary fused op takes no LeakyReLU after it
+        y = mk._convolution_pointwise.binary(x, residual, w, conv.bias, p, st, d, conv.groups, "add", None, None,
+                                             [], None)
+        return F.leaky_relu_(y, 0.2)
+    attr, scalars = ("leaky_relu", [0.2]) if act else ("none", [])
     if transposed:
         return mk._convolution_transpose_pointwise(x, w, conv.bias, p, list(conv.output_padding), st, d,
                                                    conv.groups, attr, scalars, "")
-    if residual is None:
-        return mk._convolution_pointwise(x, w, conv.bias, p, st, d, conv.groups, attr, scalars, "")
-    y = mk._convolution_pointwise.binary(x, residual, w, conv.bias, p, st, d, conv.groups, "add", None, None, [],
-                                         None)
-    return F.leaky_relu_(y, 0.2) if act else y
+    return mk._convolution_pointwise(x, w, conv.bias, p, st, d, conv.groups, attr, scalars, "")
 
 
 def _fused(module: nn.Module, x: torch.Tensor) -> bool:
@@ -427,17 +427,17 @@ class IFNet(nn.Module):
         about 7% faster per frame on the project's 2-core CPU (bench/results/levers.md), the same maths;
         there the non-legacy blocks' convolutions also go through _onednn_conv when this torch has it."""
         self.pack()  # the fused convolutions take the folded ResConv weights
+        fused = channels_last and onednn_available()
         for blk in self.blocks:
             if blk.channels_last != channels_last:
                 blk.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
                 blk.channels_last = channels_last
-            blk.onednn = channels_last and not blk.legacy and onednn_available()
+            blk.onednn = fused and not blk.legacy
         if isinstance(getattr(self, "encode", None), Head):
-            self.encode.onednn = channels_last and onednn_available()
-        for m in self.modules():
-            if not getattr(m, "onednn", True):
-                for conv in m.modules():
-                    conv.__dict__.pop("_onednn", None)  # the reordered weights of a layout no longer used
+            self.encode.onednn = fused
+        if not fused:
+            for m in self.modules():
+                m.__dict__.pop("_onednn", None)  # the reordered weights of a layout no longer used
         return self
 
     def features(self, img: torch.Tensor) -> torch.Tensor | None:
@@ -519,17 +519,18 @@ class IFNet(nn.Module):
             s = scales[i]
             last = i == len(blocks) - 1
             nxt = None if last else scales[i + 1]
+            rest_at = nxt if low else None  # where the block's mask and features go (None: the frame)
             down = (lambda x: x) if low else (lambda x: _resize(x, 1.0 / s))  # noqa: E731
             if flow is None:
                 a0, a1 = _resize(x0, 1.0 / s), _resize(x1, 1.0 / s)
                 swap = [a1, a0, 1 - t] if ensemble else None
-                flow, mask, feat = self._block(blk, [a0, a1, t], None, s, ensemble, swap, nxt if low else None)
+                flow, mask, feat = self._block(blk, [a0, a1, t], None, s, ensemble, swap, rest_at)
             else:
                 ml = down(mask)
                 parts = [w0, w1, t, ml] + ([down(feat)] if cfg.passthrough else [])
                 swap = [w1, w0, 1 - t, -ml] if ensemble else None
                 w0 = w1 = ml = feat = None  # parts holds them: the block frees them once it has read them
-                fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap, nxt if low else None)
+                fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap, rest_at)
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
                 flow = flow + fd
