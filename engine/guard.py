@@ -97,6 +97,13 @@ STRATEGIES = {
 class _LiveBytes(TorchDispatchMode):
     """Counts bytes of live tensor storages created inside the mode; keeps the peak."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch (2.x) otherwise wraps __torch_dispatch__ in torch._dynamo.disable, and the first
+        # call imports torch._dynamo (with sympy and more of torch.distributed): 1.3 s and 66 MB of RSS on the
+        # first calibration, for nothing here (nothing is compiled inside this mode)
+        return False
+
     def __init__(self):
         super().__init__()
         self.live = 0
@@ -200,7 +207,7 @@ def calibrate(method: Method, settings: Settings, probe: int = 128) -> Calibrati
     # plus a part per pixel. One size alone scaled the fixed part up with the frame (ETA up to 5x high).
     dt = item_seconds(imgs)
     big = torch.nn.functional.interpolate(imgs, scale_factor=2, mode="bilinear")
-    once(1, big)  # warm-up at that size
+    once(2, big)  # warm-up at that size and batch (a shape of its own: oneDNN keeps one set of kernels per shape)
     dt2 = item_seconds(big)
     per_px = max((dt2 - dt) / (3 * px), dt / px / 4)  # 4x the pixels; a noisy timing never makes size free
     per_item = max(p2 - p1, p1 // 2, 1)

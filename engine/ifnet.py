@@ -91,14 +91,15 @@ def _sample(img, flow, grid, norm):
     return F.grid_sample(img.float(), g, mode="bilinear", padding_mode="border", align_corners=True).to(img.dtype)
 
 
-def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """img(x + flow(x)): bilinear, border padding, align_corners=True. flow [B, 2, H, W] in pixels.
+def warp(img: torch.Tensor, flow: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+    """img(x + flow(x)): bilinear, border padding, align_corners=True. flow [B, 2, H, W] in pixels;
+    rows: only those rows of the result are computed (the same values as slicing the whole result).
 
     Sampling positions are computed in fp32 whatever the compute dtype: fp16/bf16 cannot address
     pixels of a wide frame exactly (bf16 keeps 8 mantissa bits)."""
     _, _, h, w = flow.shape
     norm = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=flow.device, dtype=torch.float32)
-    return _sample(img, flow, _base_grid(h, w, flow.device), norm)
+    return _sample(img, flow[:, :, rows], _base_grid(h, w, flow.device)[:, rows], norm)
 
 
 def sub_sampled(s: float, h: int, w: int) -> bool:
@@ -127,10 +128,34 @@ def warp_down(img: torch.Tensor, flow: torch.Tensor, s: float) -> torch.Tensor:
     return _resize(_sample(img, flow.index_select(2, rows).index_select(3, cols), grid, norm), 0.5)
 
 
+def _warp_halved(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """_resize(warp(img, flow), 0.5) without the whole warped frame: a bilinear halving averages rows
+    2i and 2i + 1 (and columns), so it is done a band of rows of about BAND_BYTES at a time."""
+    b, c = img.shape[:2]
+    h, w = flow.shape[-2:]
+    out = torch.empty((b, c, h // 2, w // 2), dtype=img.dtype, device=img.device)
+    step = max(1, BAND_BYTES // (2 * c * w * img.element_size()))
+    for r0 in range(0, h // 2, step):
+        r1 = min(h // 2, r0 + step)
+        out[:, :, r0:r1] = _resize(warp(img, flow, slice(2 * r0, 2 * r1)), 0.5)
+    return out
+
+
 def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 1:
         return x
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+def _rows_resized(x: torch.Tensor, f: float, a: int, z: int) -> torch.Tensor:
+    """Rows [a, z) of _resize(x, f) for f a power of two >= 1, made from the rows of x they read (plus
+    one on each side, so the edge clamping of the slab never reaches them): the same sample
+    positions and weights (exact in floating point for a power of two), the same values up to rounding."""
+    if f == 1:
+        return x[:, :, a:z]
+    f_int, n = int(f), x.shape[2]
+    lo, hi = max(a // f_int - 1, 0), min(z // f_int + 2, n)
+    return _resize(x[:, :, lo:hi], f)[:, :, a - lo * f_int:z - lo * f_int]
 
 
 def _up_down(x: torch.Tensor, up: float, nxt: float) -> torch.Tensor:
@@ -145,26 +170,32 @@ def _up_down(x: torch.Tensor, up: float, nxt: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- oneDNN convolutions (CPU)
 def _onednn_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, residual: torch.Tensor | None = None,
-                 act: bool = True) -> torch.Tensor:
+                 act: bool = True, padding: tuple | None = None) -> torch.Tensor:
     """LeakyReLU(0.2) of conv(x) (+ residual), or conv(x) alone (act False, no residual), as one oneDNN call with
     the weights reordered for the input shape once and kept (re-done when the shape or the weights
     change): what torch.compile's freezing does for a CPU convolution, without a compiler. CPU, fp32,
-    channels-last input."""
+    channels-last input. padding: instead of the conv's own (a conv, not a transposed one).
+
+    The kept weights are those of one (batch, channels, width) and of each input height seen with it:
+    the bands of IFBlock.forward_banded (2 or 3 heights) keep theirs, and are not re-ordered (and
+    re-allocated) in every forward; another frame size or batch drops them all."""
     mk = torch.ops.mkldnn
-    p, st, d = list(conv.padding), list(conv.stride), list(conv.dilation)
+    p, st, d = list(padding or conv.padding), list(conv.stride), list(conv.dilation)
     transposed = isinstance(conv, nn.ConvTranspose2d)
     weight = conv.weight
-    key = (tuple(x.shape), weight.data_ptr(), 0 if weight.is_inference() else weight._version)
-    packed = conv.__dict__.get("_onednn")
-    if packed is None or packed[0] != key:
+    group = (x.shape[0], x.shape[1], x.shape[3], weight.data_ptr(), 0 if weight.is_inference() else weight._version)
+    kept = conv.__dict__.get("_onednn")
+    if kept is None or kept[0] != group:
+        kept = conv.__dict__["_onednn"] = (group, {})
+    w = kept[1].get((x.shape[2], tuple(p)))
+    if w is None:
         w = weight.detach()
         if transposed:
             w = mk._reorder_convolution_transpose_weight(w, p, list(conv.output_padding), st, d, conv.groups,
                                                          list(x.shape))
         else:
             w = torch._C._nn.mkldnn_reorder_conv2d_weight(w.to_mkldnn(), p, st, d, conv.groups, list(x.shape))
-        packed = conv.__dict__["_onednn"] = (key, w)
-    w = packed[1]
+        kept[1][(x.shape[2], tuple(p))] = w
     if residual is not None:  # the add is fused; torch's binary fused op takes no LeakyReLU after it
         y = mk._convolution_pointwise.binary(x, residual, w, conv.bias, p, st, d, conv.groups, "add", None, None,
                                              [], None)
@@ -246,21 +277,26 @@ class IFBlock(nn.Module):
             self.convblock = nn.Sequential(*[ResConv(c) for _ in range(8)])
             self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
 
-    def _convolve(self, x):
+    def _first(self, x, padding=(1, 1)):
+        """conv0[0] with its activation; padding (rows, columns) instead of its own (1, 1)."""
+        conv, act = self.conv0[0]
         if _fused(self, x):
-            for seq in self.conv0:
-                x = _onednn_conv(seq[0], x)
+            return _onednn_conv(conv, x, padding=padding)
+        return act(F.conv2d(x, conv.weight, conv.bias, conv.stride, padding))
+
+    def _second(self, x):
+        """conv0[1] with its activation."""
+        return _onednn_conv(self.conv0[1][0], x) if _fused(self, x) else self.conv0[1](x)
+
+    def _convblock(self, feat):
+        if _fused(self, feat):
             for res in self.convblock:
-                x = _onednn_conv(res.conv, x, residual=x)
-            return x
-        feat = self.conv0(x)
+                feat = _onednn_conv(res.conv, feat, residual=feat)
+            return feat
         return self.convblock(feat) + feat if self.legacy else self.convblock(feat)
 
-    def forward(self, xs: list, scale: float):
-        """xs: the block's inputs already at its resolution (1/scale of the frame), a list the block
-        empties once they are concatenated (so what only it held is freed before its convolutions);
-        returns its output [flow delta 4, mask 1, passthrough features] at 1/up of the frame's
-        resolution, and up."""
+    def _cat(self, xs: list) -> torch.Tensor:
+        """The inputs concatenated (and the list emptied, so what only it held is freed)."""
         if self.channels_last:  # the concatenation is written straight into the convolutions' layout
             n, _, h, w = xs[0].shape
             x = torch.empty((n, sum(p.shape[1] for p in xs), h, w), dtype=xs[0].dtype, device=xs[0].device,
@@ -269,13 +305,44 @@ class IFBlock(nn.Module):
         else:
             x = torch.cat(xs, 1)
         xs.clear()
-        feat = self._convolve(x)
-        del x
+        return x
+
+    def _last(self, feat, scale: float):
         if _fused(self, feat):
             tmp = F.pixel_shuffle(_onednn_conv(self.lastconv[0], feat, act=False), 2)
         else:
             tmp = self.lastconv(feat)
         return tmp.contiguous(), scale * 2 if self.legacy else scale
+
+    def forward(self, xs: list, scale: float):
+        """xs: the block's inputs already at its resolution (1/scale of the frame), a list the block
+        empties once they are concatenated (so what only it held is freed before its convolutions);
+        returns its output [flow delta 4, mask 1, passthrough features] at 1/up of the frame's
+        resolution, and up."""
+        x = self._first(self._cat(xs))
+        x = self._second(x)  # (x rebound at each step: what a step read is freed once it is done)
+        return self._last(self._convblock(x), scale)
+
+    def forward_banded(self, band, h: int, w: int, scale: float):
+        """forward() for inputs that are made a band of rows at a time and never exist whole:
+        band(a, z) returns the list forward() takes, cut to rows [a, z) of the h x w input (h even).
+        conv0[0] (3x3, stride 2, padding 1) reads rows 2r-1 .. 2r+1 for its output row r, so its
+        output rows [r0, r1) are conv0[0] of input rows [2 r0 - 1, 2 r1) with no padding above and
+        below (the first band, rows [0, 2 r1), keeps the padding above)."""
+        cin = self.conv0[0][0].in_channels
+        step = max(1, BAND_BYTES // (2 * cin * w * 4))  # output rows per band
+        y = None
+        for r0 in range(0, h // 2, step):
+            r1 = min(h // 2, r0 + step)
+            a = max(2 * r0 - 1, 0)
+            yb = self._first(self._cat(band(a, 2 * r1)), padding=(int(a == 0), 1))
+            if y is None:
+                y = torch.empty((yb.shape[0], yb.shape[1], h // 2, yb.shape[3]), dtype=yb.dtype, device=yb.device,
+                                memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+            y[:, :, r0:r1] = yb
+            del yb
+        y = self._second(y)
+        return self._last(self._convblock(y), scale)
 
 
 class Head(nn.Module):
@@ -371,6 +438,9 @@ class UNet(nn.Module):
 # (1280x720 ratio 0.996, 1920x1080 0.973; 960x540 1.052, 448x256 1.077) and the run's peak RSS is about
 # 100 MB lower (bench/results/levers.md).
 STACK_LIMIT = 32 * 1024 * 1024
+# The same way (lean), the last block's input at the frame's resolution (28 channels: 110 MB at
+# 1280x768) is made and convolved a band of rows of about this size at a time (IFBlock.forward_banded).
+BAND_BYTES = 8 * 1024 * 1024
 
 
 class IFNet(nn.Module):
@@ -455,9 +525,11 @@ class IFNet(nn.Module):
 
     def forward_packed(self, x0, x1, t, scale: float = 1.0, ensemble: bool = False, refine: bool = False,
                        lean: bool = False):
-        """x0/x1 from pack_frame(); t [B] or float. lean: warp each side on its own instead of one call
-        over a stacked copy of both frames (less memory; on the CPU slower for small frames, and the
-        way every frame goes whose stacked copy would be over STACK_LIMIT)."""
+        """x0/x1 from pack_frame(); t [B] or float. lean: less memory, the same frames: warp each side
+        on its own instead of one call over a stacked copy of both frames, and (without ensemble) make
+        the frame-resolution input of the last block a band of rows at a time (IFBlock.forward_banded)
+        and the halved warps of the block before it too. On the CPU slower for small frames, and the
+        way every frame goes whose stacked copy would be over STACK_LIMIT."""
         self.pack()
         cfg = self.cfg
         lean = lean or (x0.device.type == "cpu" and 2 * x0.numel() * x0.element_size() > STACK_LIMIT)
@@ -479,35 +551,44 @@ class IFNet(nn.Module):
         return out
 
     @staticmethod
-    def _block(blk, parts, flow, s, ensemble, swap_parts, nxt=None):
+    def _block(blk, parts, flow, s, ensemble, swap_parts, band=None):
         """parts: block inputs at its resolution, t as [B, 1, 1, 1] (a constant plane, made here);
         flow at the frame's resolution. Without ensemble the list is emptied (the block frees what
-        only it held once it has concatenated it). Returns the flow delta at the frame's resolution,
-        mask and features at 1/nxt of it (the next block's resolution; None: the frame's)."""
-        b, size = parts[0].shape[0], parts[0].shape[-2:]
+        only it held once it has concatenated it). band (instead of parts, at the frame's resolution,
+        no ensemble): band(a, z) makes the parts for rows [a, z). Returns the flow delta at the frame's
+        resolution, the rest of the output (mask, passthrough features) at 1/up of it, and up."""
+        b = flow.shape[0] if flow is not None else parts[0].shape[0]
 
         def inputs(ps, fl):
+            size = ps[0].shape[-2:]
             xs = [p.expand(b, 1, *size) if p.shape[-1] == 1 else p for p in ps]
             return xs if fl is None else xs + [fl]
 
-        flow_lo = None if flow is None else flow if s == 1 else _resize(flow, 1.0 / s) / s
-        xs = inputs(parts, flow_lo)
-        if not ensemble:
-            parts.clear()
-            flow_lo = None
-        tmp, up = blk(xs, s)
+        if band is not None:
+            h, w = flow.shape[-2:]
+            tmp, up = blk.forward_banded(lambda a, z: inputs(band(a, z), flow[:, :, a:z]), h, w, s)
+        else:
+            flow_lo = None if flow is None else flow if s == 1 else _resize(flow, 1.0 / s) / s
+            xs = inputs(parts, flow_lo)
+            if not ensemble:
+                parts.clear()
+                flow_lo = None
+            tmp, up = blk(xs, s)
         if ensemble:  # (both passes' flows, frames swapped back) / 2 and (mask - swapped mask) / 2
             flow_sw = None if flow_lo is None else torch.cat((flow_lo[:, 2:4], flow_lo[:, :2]), 1)
             tmp2, _ = blk(inputs(swap_parts, flow_sw), s)
             tmp = torch.cat(((tmp[:, :4] + torch.cat((tmp2[:, 2:4], tmp2[:, :2]), 1)) / 2,
                              (tmp[:, 4:5] - tmp2[:, 4:5]) / 2, tmp[:, 5:]), 1)
-        rest = _resize(tmp[:, 4:], up) if nxt is None else _up_down(tmp[:, 4:], up, nxt)
-        return _resize(tmp[:, :4], up) * up, rest[:, :1], rest[:, 1:]
+        delta = tmp[:, :4] if up == 1 else _resize(tmp[:, :4], up) * up
+        return delta, tmp[:, 4:], up
 
     def _run(self, x0, x1, t, scales, ensemble, refine, check=True, lean=False):
         cfg = self.cfg
         b, _, h, w = x0.shape
         x01 = None if lean else torch.cat((x0, x1), 0)  # both frames stacked: one grid_sample for both sides
+        # lean, without ensemble: the last block, at the frame's resolution, warps and takes its
+        # inputs a band of rows at a time (IFBlock.forward_banded)
+        banded = lean and not ensemble and len(self.blocks) > 1 and scales[-1] == 1 and h % 2 == 0
         flow = mask = feat = None
         w0 = w1 = None  # warped packed frames ([img, feat]) at the next block's resolution
         need_rescale = None
@@ -515,31 +596,59 @@ class IFNet(nn.Module):
         # a mask that is not summed across blocks goes to the next block at that block's resolution
         # (with the passthrough features), never resized to the frame's and back
         low = not cfg.accumulate_mask
+        rest_rows = None  # banded: rows [a, z) of the last block's mask and features
         for i, blk in enumerate(blocks):
             s = scales[i]
             last = i == len(blocks) - 1
             nxt = None if last else scales[i + 1]
-            rest_at = nxt if low else None  # where the block's mask and features go (None: the frame)
             down = (lambda x: x) if low else (lambda x: _resize(x, 1.0 / s))  # noqa: E731
             if flow is None:
                 a0, a1 = _resize(x0, 1.0 / s), _resize(x1, 1.0 / s)
                 swap = [a1, a0, 1 - t] if ensemble else None
-                flow, mask, feat = self._block(blk, [a0, a1, t], None, s, ensemble, swap, rest_at)
+                flow, rest, up = self._block(blk, [a0, a1, t], None, s, ensemble, swap)
+                fd = None
+            elif banded and last:
+                if rest_rows is None:
+                    ml, fl = down(mask), down(feat) if cfg.passthrough else None
+                    rest_rows = lambda a, z: [ml[:, :, a:z]] + ([] if fl is None else [fl[:, :, a:z]])  # noqa: E731
+
+                def band(a, z, flow=flow):
+                    r = slice(a, z)
+                    return [warp(x0, flow[:, :2], r), warp(x1, flow[:, 2:4], r), t] + rest_rows(a, z)
+
+                fd, rest, up = self._block(blk, None, flow, s, False, None, band=band)
+                del band
+                rest_rows = ml = fl = None
             else:
                 ml = down(mask)
                 parts = [w0, w1, t, ml] + ([down(feat)] if cfg.passthrough else [])
                 swap = [w1, w0, 1 - t, -ml] if ensemble else None
                 w0 = w1 = ml = feat = None  # parts holds them: the block frees them once it has read them
-                fd, m, feat = self._block(blk, parts, flow, s, ensemble, swap, rest_at)
+                fd, rest, up = self._block(blk, parts, flow, s, ensemble, swap)
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
+            if fd is not None:
                 flow = flow + fd
-                mask = mask + m if cfg.accumulate_mask else m
+                fd = None
+            if banded and low and i == len(blocks) - 2:  # the last block upsamples them a band at a time
+                rest = rest[:, :1 + cfg.passthrough].clone()  # (not a view that keeps the block's whole output)
+                rest_rows = lambda a, z, rest=rest, up=up: [_rows_resized(rest, up, a, z)]  # noqa: E731
+                mask = feat = None
+            else:  # the mask and features at the next block's resolution when low, else the frame's
+                rest = _resize(rest, up) if not low or last else _up_down(rest, up, nxt)
+                m, feat = rest[:, :1], rest[:, 1:]
+                mask = m if mask is None or not cfg.accumulate_mask else mask + m
+                if last:  # only the mask is read from here on: the rest of the block's output is freed
+                    mask, rest, m, feat = mask.clone(), None, None, None
+            if banded and i == len(blocks) - 2:
+                continue  # the last block warps its inputs itself
             sub = nxt is not None and sub_sampled(nxt, h, w)
 
             def wp(img, fl):
                 if sub:
                     return warp_down(img, fl, nxt)
+                if lean and nxt == 2 and h % 2 == 0:
+                    return _warp_halved(img, fl)
                 y = warp(img, fl)
                 return y if last else _resize(y, 1.0 / nxt)
 
@@ -550,11 +659,12 @@ class IFNet(nn.Module):
                 warped = wp(x01[:, :3] if last else x01, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
                 w0, w1 = warped[:b], warped[b:]
         m = torch.sigmoid(mask)
+        if not (refine and cfg.refine):  # the warped frames have no other reader: blended in place
+            mask = None
+            return w0.mul_(m).add_(w1.mul_(1 - m)), need_rescale
         out = w0 * m + w1 * (1 - m)
-        if refine and cfg.refine:
-            img0, img1 = x0[:, :3], x1[:, :3]
-            c0 = self.contextnet(img0, flow[:, :2])
-            c1 = self.contextnet(img1, flow[:, 2:4])
-            res = self.unet(img0, img1, w0, w1, mask, flow, c0, c1)[:, :3] * 2 - 1  # raw mask, as trained
-            out = torch.clamp(out + res, 0, 1)
-        return out, need_rescale
+        img0, img1 = x0[:, :3], x1[:, :3]
+        c0 = self.contextnet(img0, flow[:, :2])
+        c1 = self.contextnet(img1, flow[:, 2:4])
+        res = self.unet(img0, img1, w0, w1, mask, flow, c0, c1)[:, :3] * 2 - 1  # raw mask, as trained
+        return torch.clamp(out + res, 0, 1), need_rescale

@@ -258,6 +258,7 @@ class Runner:
                     else:
                         out[e2.n] = y[k]
                         k += 1
+                del y  # not alive while the next batch is computed
                 n = m
                 if self.progress is not None:
                     self.progress(n, schedule.n_out)

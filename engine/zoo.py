@@ -285,8 +285,11 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
                        pad_multiple=pad, refine="contextnet.conv1.conv1.0.weight" in sd, clamp_input=n == 5)
 
 
-def _load_checked(net, sd: dict[str, torch.Tensor], what: str):
-    """Load sd into net after checking it has exactly the net's tensors and shapes (weights in fp32)."""
+def _load_checked(make, sd: dict[str, torch.Tensor], what: str):
+    """make() -> the net, built on the meta device (no weights allocated or initialised); sd's
+    tensors become its weights (in fp32) after checking it has exactly the net's tensors and shapes."""
+    with torch.device("meta"):
+        net = make()
     own = net.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
@@ -305,19 +308,20 @@ def _load_checked(net, sd: dict[str, torch.Tensor], what: str):
         raise CheckpointError(f"{len(broken)} tensor(s) hold NaN or infinite values (e.g. {k}: {n_bad} of "
                               f"{sd[k].numel()}), which would make every in-between frame NaN or black: the file "
                               "is damaged (or saved from a diverged training run); download it again")
-    net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True, assign=True)
     return net.eval().requires_grad_(False)
 
 
 def build_ifnet(sd: dict[str, torch.Tensor]) -> IFNet:
     sd = normalize_keys(sd)
     cfg = detect_config(sd)
-    return _load_checked(IFNet(cfg), sd, f"RIFE {cfg.family}")
+    return _load_checked(lambda: IFNet(cfg), sd, f"RIFE {cfg.family}")
 
 
 def build_film(sd: dict[str, torch.Tensor]) -> FilmNet:
     sd = normalize_keys(sd)
-    return _load_checked(FilmNet(detect_film_config(sd)), sd, "FILM")
+    cfg = detect_film_config(sd)
+    return _load_checked(lambda: FilmNet(cfg), sd, "FILM")
 
 
 def build_net(sd: dict[str, torch.Tensor]) -> IFNet | FilmNet:

@@ -149,5 +149,123 @@ def test_frames_too_big_to_stack_are_warped_side_by_side(monkeypatch):
     assert calls == [2] * 5 and 2 * per_frame <= ifnet.STACK_LIMIT  # 5 blocks: 5 warps of both sides
     calls.clear()
     monkeypatch.setattr(ifnet, "STACK_LIMIT", per_frame)  # the same frames now count as too big to stack
-    assert (_run(method, x) - stacked).abs().max() < 1e-6
-    assert calls == [1] * 10
+    assert (_run(method, x) - stacked).abs().max() < 1e-4
+    assert set(calls) == {1} and len(calls) >= 10  # one side at a time (the last block's a band at a time)
+
+
+def _lean(method, x, scale=1.0):
+    with torch.inference_mode():
+        s = [method.prepare(x[i:i + 1]) for i in range(len(x))]
+        return torch.cat([method.net.forward_packed(a, b, 0.4, scale=scale, lean=True) for a, b in zip(s, s[1:])])
+
+
+@pytest.mark.parametrize("c", FAMILIES, ids=IDS)
+def test_the_last_block_made_a_band_of_rows_at_a_time_gives_the_same_frames(c, monkeypatch):
+    """lean: the last block's input (at the frame's resolution) is warped, made and convolved a band
+    of rows at a time (IFBlock.forward_banded): the same frames as one band and as the stacked path,
+    with bands of 1 output row (every band edge a halo case), a few rows, and the whole frame."""
+    method = _method(c)
+    x = _frames(method, n=3)
+    with torch.inference_mode():
+        s = [method.prepare(x[i:i + 1]) for i in range(3)]
+        stacked = torch.cat([method.net.forward_packed(a, b, 0.4) for a, b in zip(s, s[1:])])
+    bands = []
+    first = ifnet.IFBlock._first
+    monkeypatch.setattr(ifnet.IFBlock, "_first",
+                        lambda blk, x, padding=(1, 1): bands.append(padding) or first(blk, x, padding))
+    got = {}
+    for nbytes in (1, 40_000, 1 << 40):
+        monkeypatch.setattr(ifnet, "BAND_BYTES", nbytes)
+        bands.clear()
+        got[nbytes] = _lean(method, x)
+        assert (got[nbytes] - stacked).abs().max() < 1e-4, nbytes
+        if nbytes == 1:  # one output row per band: every band after the first reads no padding above
+            assert bands.count((0, 1)) == 2 * (x.shape[2] // 2 - 1)
+    assert (got[1] - got[1 << 40]).abs().max() < 1e-5
+
+
+def test_banding_is_used_only_where_it_applies(monkeypatch):
+    """Not with ensemble (two passes share the inputs), not when the last block is not at the frame's
+    resolution (flow scale != 1), and not for the stacked path."""
+    method = _method(FAMILIES[10])
+    x = _frames(method, n=2)
+    calls = []
+    banded = ifnet.IFBlock.forward_banded
+    monkeypatch.setattr(ifnet.IFBlock, "forward_banded", lambda *a: calls.append(1) or banded(*a))
+    _lean(method, x)
+    assert calls == [1]
+    calls.clear()
+    _lean(method, x, scale=0.5)
+    _run(method, x)
+    ens = _method(FAMILIES[2])  # 4.5: a family with ensemble
+    assert ens.cfg.supports_ensemble
+    x = _frames(ens, n=2)
+    with torch.inference_mode():
+        s = [ens.prepare(x[i:i + 1]) for i in range(2)]
+        ens.net.forward_packed(s[0], s[1], 0.5, ensemble=True, lean=True)
+        assert calls == []
+        ens.net.forward_packed(s[0], s[1], 0.5, lean=True)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("f", [1, 2, 4, 8, 16])
+def test_rows_of_a_resize_are_the_rows_of_the_whole_resize(f):
+    x = torch.randn(2, 9, 11, 6, generator=torch.Generator().manual_seed(4))
+    whole = _resize(x, f)
+    n = whole.shape[2]
+    for a, z in [(0, n), (0, 1), (n - 1, n), (1, 2), (3, n - 2), (f, 3 * f), (f - 1, f + 1), (0, 2 * f + 1)]:
+        a, z = max(0, min(a, n - 1)), max(1, min(z, n))
+        got = ifnet._rows_resized(x, f, a, z)
+        assert got.shape == whole[:, :, a:z].shape and (got - whole[:, :, a:z]).abs().max() < 1e-5, (a, z)
+
+
+def test_a_warp_of_some_rows_is_those_rows_of_the_warp():
+    g = torch.Generator().manual_seed(5)
+    img, flow = torch.rand(2, 7, 20, 13, generator=g), torch.randn(2, 2, 20, 13, generator=g) * 6
+    whole = ifnet.warp(img, flow)
+    for r in (slice(0, 1), slice(5, 9), slice(19, 20), slice(0, 20)):
+        assert torch.equal(ifnet.warp(img, flow, r), whole[:, :, r])
+
+
+@pytest.mark.parametrize("w", [13, 16])
+def test_a_halved_warp_made_in_bands_is_the_halved_warp(w, monkeypatch):
+    g = torch.Generator().manual_seed(6)
+    img, flow = torch.rand(1, 7, 24, w, generator=g), torch.randn(1, 2, 24, w, generator=g) * 4
+    want = _resize(ifnet.warp(img, flow), 0.5)
+    for nbytes in (1, 3000, 1 << 40):
+        monkeypatch.setattr(ifnet, "BAND_BYTES", nbytes)
+        got = ifnet._warp_halved(img, flow)
+        assert got.shape == want.shape and (got - want).abs().max() < 1e-5
+
+
+def test_band_heights_keep_their_weights_across_forwards(monkeypatch):
+    """The banded convolution sees 2-3 input heights in every forward: each keeps its reordered
+    weights, so a second forward re-orders nothing (one kept shape per conv re-ordered them each time)."""
+    method = _method(FAMILIES[10])
+    x = _frames(method, n=3)
+    monkeypatch.setattr(ifnet, "BAND_BYTES", 40_000)
+    reorders = []
+    real = torch._C._nn.mkldnn_reorder_conv2d_weight
+    monkeypatch.setattr(torch._C._nn, "mkldnn_reorder_conv2d_weight", lambda *a: reorders.append(1) or real(*a))
+    _lean(method, x[:2])
+    assert reorders
+    kept = method.net.blocks[-1].conv0[0][0].__dict__["_onednn"][1]
+    assert len(kept) >= 2  # the first band's height (padding above) and the others'
+    reorders.clear()
+    _lean(method, x[1:])
+    assert reorders == []
+    _lean(method, x[:, :, : x.shape[2] // 2].contiguous())  # another frame size: re-ordered for it
+    assert reorders
+
+
+def test_the_calibration_mode_does_not_import_the_compiler():
+    """The guard's live-memory count (a TorchDispatchMode) does not make torch import torch._dynamo
+    (and with it sympy and much of torch.distributed) on first use: 1.3 s and 66 MB of RSS here."""
+    import subprocess
+    import sys
+    code = ("import sys, torch\nfrom engine.guard import measure_peak_bytes\n"
+            "assert measure_peak_bytes(lambda: torch.ones(1000) + 1, 'cpu') >= 4000\n"
+            "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip().splitlines()[-1] == "[]"
