@@ -184,6 +184,19 @@ def test_the_last_block_made_a_band_of_rows_at_a_time_gives_the_same_frames(c, m
     assert (got[1] - got[1 << 40]).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("c", [FAMILIES[0], FAMILIES[10]], ids=[IDS[0], IDS[10]])
+def test_the_banded_path_without_onednn_gives_the_same_frames(c, monkeypatch):
+    """bf16 (the memory_efficient strategy on the CPU, lean) runs the plain convolutions banded."""
+    method = _method(c).to("cpu", torch.bfloat16)
+    x = _frames(method, n=2)
+    with torch.inference_mode():
+        s = [method.prepare(x[i:i + 1]) for i in range(2)]
+        whole = method.net.forward_packed(s[0], s[1], 0.5)
+        monkeypatch.setattr(ifnet, "BAND_BYTES", 20_000)
+        banded = method.net.forward_packed(s[0], s[1], 0.5, lean=True)
+    assert banded.dtype == torch.bfloat16 and (banded.float() - whole.float()).abs().max() < 1e-2
+
+
 def test_banding_is_used_only_where_it_applies(monkeypatch):
     """Not with ensemble (two passes share the inputs), not when the last block is not at the frame's
     resolution (flow scale != 1), and not for the stacked path."""
