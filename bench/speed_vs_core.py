@@ -104,8 +104,8 @@ def bench_size(core, patcher, method, size, n_frames, repeats, multiplier, clock
 
 def write_md(path: Path, res: dict) -> None:
     lines = [f"Command: `{res['command']}`", "",
-             f"{res['environment']}. The machine was shared with other helpers' test runs; load averages "
-             "are in the table. Calls alternate core/ours, order flipped every repeat.", "",
+             f"{res['environment']}. Load averages before -> after are in the table (above the 2 threads "
+             "used: something else was running). Calls alternate core/ours, order flipped every repeat.", "",
              "| size | xN | interpolated frames/call | repeats | core ms/frame (median, min-max) | "
              "ours ms/frame (median, min-max) | ratio (medians) | ratio per repeat | first call core / ours | "
              "max abs diff vs core | load avg |",
