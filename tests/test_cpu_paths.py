@@ -5,6 +5,9 @@
   to the module's weights.
 - A block's mask and features go to the next block at its resolution (_up_down): the same values as
   resizing them to the frame's resolution and back.
+- lean: the last block's frame-resolution input is made a band of rows at a time and the warps before
+  it are halved in bands (IFBlock.forward_banded, _rows_resized, _warp_halved): the same frames.
+- The guard's live-memory count does not import torch's compiler (first-call time and RSS).
 """
 import pytest
 import torch
