@@ -11,6 +11,8 @@ The file name is never used to decide the architecture.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
 import pickle
@@ -285,10 +287,15 @@ def detect_config(sd: dict[str, torch.Tensor]) -> IFNetConfig:
                        pad_multiple=pad, refine="contextnet.conv1.conv1.0.weight" in sd, clamp_input=n == 5)
 
 
+# torch >= 2.1: a net built on the meta device takes the checkpoint's tensors as its weights
+_ASSIGN = "assign" in inspect.signature(torch.nn.Module.load_state_dict).parameters
+
+
 def _load_checked(make, sd: dict[str, torch.Tensor], what: str):
     """make() -> the net, built on the meta device (no weights allocated or initialised); sd's
-    tensors become its weights (in fp32) after checking it has exactly the net's tensors and shapes."""
-    with torch.device("meta"):
+    tensors become its weights (in fp32) after checking it has exactly the net's tensors and shapes.
+    (An older torch builds it on the CPU and copies them in.)"""
+    with torch.device("meta") if _ASSIGN else contextlib.nullcontext():
         net = make()
     own = net.state_dict()
     missing = sorted(set(own) - set(sd))
@@ -308,7 +315,7 @@ def _load_checked(make, sd: dict[str, torch.Tensor], what: str):
         raise CheckpointError(f"{len(broken)} tensor(s) hold NaN or infinite values (e.g. {k}: {n_bad} of "
                               f"{sd[k].numel()}), which would make every in-between frame NaN or black: the file "
                               "is damaged (or saved from a diverged training run); download it again")
-    net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True, assign=True)
+    net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True, **({"assign": True} if _ASSIGN else {}))
     return net.eval().requires_grad_(False)
 
 

@@ -338,3 +338,19 @@ def test_non_finite_weights_are_refused(tmp_path, bad):
     torch.save(sd, tmp_path / "diverged.pth")
     with pytest.raises(CheckpointError, match=r"diverged\.pth.*(NaN|infinite)"):
         load_net(tmp_path / "diverged.pth")
+
+
+@pytest.mark.parametrize("assign", [True, False])
+def test_a_built_net_holds_the_checkpoints_weights(assign, monkeypatch):
+    """Built on the meta device and given the checkpoint's tensors (torch >= 2.1), or built on the CPU
+    and copied into (older torch): every tensor real, on the CPU, equal to the checkpoint's."""
+    import engine.zoo as zoo
+
+    monkeypatch.setattr(zoo, "_ASSIGN", assign)
+    torch.manual_seed(0)
+    sd = {k: v.clone() for k, v in IFNet(FAMILIES[10]).state_dict().items()}
+    net = build_ifnet(dict(sd))
+    got = net.state_dict()
+    assert set(got) == set(sd)
+    for k, v in got.items():
+        assert v.device.type == "cpu" and not v.is_meta and torch.equal(v, sd[k]), k
