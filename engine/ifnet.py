@@ -128,15 +128,20 @@ def warp_down(img: torch.Tensor, flow: torch.Tensor, s: float) -> torch.Tensor:
     return _resize(_sample(img, flow.index_select(2, rows).index_select(3, cols), grid, norm), 0.5)
 
 
+def _row_bands(n: int, row_bytes: int):
+    """(r0, r1) bands of n output rows, each reading about BAND_BYTES of input (row_bytes per output
+    row; at least one row a band)."""
+    step = max(1, BAND_BYTES // row_bytes)
+    return ((r0, min(n, r0 + step)) for r0 in range(0, n, step))
+
+
 def _warp_halved(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """_resize(warp(img, flow), 0.5) without the whole warped frame: a bilinear halving averages rows
-    2i and 2i + 1 (and columns), so it is done a band of rows of about BAND_BYTES at a time."""
+    2i and 2i + 1 (and columns), so it is done a band of rows at a time (_row_bands)."""
     b, c = img.shape[:2]
     h, w = flow.shape[-2:]
     out = torch.empty((b, c, h // 2, w // 2), dtype=img.dtype, device=img.device)
-    step = max(1, BAND_BYTES // (2 * c * w * img.element_size()))
-    for r0 in range(0, h // 2, step):
-        r1 = min(h // 2, r0 + step)
+    for r0, r1 in _row_bands(h // 2, 2 * c * w * img.element_size()):
         out[:, :, r0:r1] = _resize(warp(img, flow, slice(2 * r0, 2 * r1)), 0.5)
     return out
 
@@ -329,11 +334,9 @@ class IFBlock(nn.Module):
         conv0[0] (3x3, stride 2, padding 1) reads rows 2r-1 .. 2r+1 for its output row r, so its
         output rows [r0, r1) are conv0[0] of input rows [2 r0 - 1, 2 r1) with no padding above and
         below (the first band, rows [0, 2 r1), keeps the padding above)."""
-        cin = self.conv0[0][0].in_channels
-        step = max(1, BAND_BYTES // (2 * cin * w * 4))  # output rows per band
+        conv = self.conv0[0][0]
         y = None
-        for r0 in range(0, h // 2, step):
-            r1 = min(h // 2, r0 + step)
+        for r0, r1 in _row_bands(h // 2, 2 * conv.in_channels * w * conv.weight.element_size()):
             a = max(2 * r0 - 1, 0)
             yb = self._first(self._cat(band(a, 2 * r1)), padding=(int(a == 0), 1))
             if y is None:
@@ -630,7 +633,8 @@ class IFNet(nn.Module):
             if fd is not None:
                 flow = flow + fd
                 fd = None
-            if banded and low and i == len(blocks) - 2:  # the last block upsamples them a band at a time
+            feeds_banded = banded and i == len(blocks) - 2
+            if feeds_banded and low:  # the last block upsamples them a band at a time
                 rest = rest[:, :1 + cfg.passthrough].clone()  # (not a view that keeps the block's whole output)
                 rest_rows = lambda a, z, rest=rest, up=up: [_rows_resized(rest, up, a, z)]  # noqa: E731
                 mask = feat = None
@@ -639,8 +643,8 @@ class IFNet(nn.Module):
                 m, feat = rest[:, :1], rest[:, 1:]
                 mask = m if mask is None or not cfg.accumulate_mask else mask + m
                 if last:  # only the mask is read from here on: the rest of the block's output is freed
-                    mask, rest, m, feat = mask.clone(), None, None, None
-            if banded and i == len(blocks) - 2:
+                    mask, rest, m, feat = mask.clone() if low else mask, None, None, None  # (low: a view of it)
+            if feeds_banded:
                 continue  # the last block warps its inputs itself
             sub = nxt is not None and sub_sampled(nxt, h, w)
 
