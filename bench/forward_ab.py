@@ -31,12 +31,13 @@ def old_ifnet(rev: str):
     """engine/ifnet.py at `rev` as a module of its own (it imports only torch)."""
     src = subprocess.run(["git", "show", f"{rev}:engine/ifnet.py"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "ifnet_at_rev.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("ifnet_at_rev", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ifnet_at_rev"] = mod
-    spec.loader.exec_module(mod)
+    with tempfile.TemporaryDirectory() as tmp:  # removed once the module is loaded
+        path = Path(tmp) / "ifnet_at_rev.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location("ifnet_at_rev", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["ifnet_at_rev"] = mod
+        spec.loader.exec_module(mod)
     return mod
 
 
