@@ -188,6 +188,73 @@ def test_damaged_stream_raises_or_is_skipped(tmp_path):
     assert 0 < n < 24
 
 
+def _raw_decode(path) -> tuple[int, int, int]:
+    """(frames, packets that failed, frames flagged corrupt) of a plain single-threaded PyAV decode."""
+    n = failed = corrupt = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "NONE"
+        for packet in c.demux(s):
+            try:
+                for frame in packet.decode():
+                    n, corrupt = n + 1, corrupt + frame.is_corrupt
+            except av.error.InvalidDataError:
+                failed += 1
+    return n, failed, corrupt
+
+
+def test_concealed_damage_is_not_passed_off_as_a_good_frame(tmp_path):
+    """A few garbled bytes that every packet still decodes over: the decoder conceals the damage and
+    flags the frame corrupt. Reading it must fail (or skip it), not return a complete-looking video."""
+    good = tmp_path / "good.mp4"
+    _write(good, 24)
+    base = good.read_bytes()
+    bad = tmp_path / "bad.mp4"
+    rng = np.random.default_rng(1)
+    for _ in range(60):  # garble 4 bytes in the middle until only the corrupt flag tells (PyAV is the oracle)
+        data = bytearray(base)
+        off = int(rng.integers(len(base) // 3, len(base) * 2 // 3))
+        data[off : off + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        bad.write_bytes(bytes(data))
+        n, failed, corrupt = _raw_decode(bad)
+        if n == 24 and failed == 0 and corrupt > 0:
+            break
+    else:
+        pytest.skip("no garbling among 60 gave a concealed-only error with this FFmpeg")
+    with pytest.raises(VideoIOError, match="damaged: frame .* decoded from damaged data"):
+        _read_all(bad)
+    with VideoReader(bad, errors="skip") as r:
+        n = sum(1 for _ in r)
+        assert r.decode_errors > 0
+    assert n < 24
+
+
+def test_packets_lost_from_the_middle_of_a_transport_stream_are_damage(tmp_path):
+    """An MPEG-TS file missing three 188-byte transport packets at 30%: the demuxer flags the packet
+    they belonged to incomplete and the decoder may still decode it, one frame fewer and no error
+    from FFmpeg. The read must fail, not return 47 of 48 frames as if that were the video."""
+    src = tmp_path / "a.ts"
+    with av.open(str(src), "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(48):
+            f = av.VideoFrame.from_ndarray(synthetic_frame(i, W, H, 48), format="rgb24")
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    data = src.read_bytes()
+    k = len(data) // 188 * 3 // 10
+    bad = tmp_path / "b.ts"
+    bad.write_bytes(data[: k * 188] + data[(k + 3) * 188 :])
+    assert len(_read_all(src)) == 48
+    with pytest.raises(VideoIOError, match="damaged: data is missing after frame"):
+        _read_all(bad)
+    with VideoReader(bad, errors="skip") as r:
+        n = sum(1 for _ in r)
+        assert r.decode_errors == 1
+    assert 40 < n < 48
+
+
 # --------------------------------------------------------------------------- audio
 
 
