@@ -446,6 +446,12 @@ STACK_LIMIT = 32 * 1024 * 1024
 BAND_BYTES = 8 * 1024 * 1024
 
 
+def stacks(frame_bytes: int) -> bool:
+    """Whether a CPU forward of packed frames of this many bytes each warps both sides in one call
+    over a stacked copy (under STACK_LIMIT), rather than each side on its own (lean)."""
+    return 2 * frame_bytes <= STACK_LIMIT
+
+
 class IFNet(nn.Module):
     def __init__(self, cfg: IFNetConfig):
         super().__init__()
@@ -535,7 +541,7 @@ class IFNet(nn.Module):
         way every frame goes whose stacked copy would be over STACK_LIMIT."""
         self.pack()
         cfg = self.cfg
-        lean = lean or (x0.device.type == "cpu" and 2 * x0.numel() * x0.element_size() > STACK_LIMIT)
+        lean = lean or (x0.device.type == "cpu" and not stacks(x0.numel() * x0.element_size()))
         if ensemble and not cfg.supports_ensemble:
             raise ValueError(f"RIFE {cfg.family} does not support ensemble")
         b = x0.shape[0]
@@ -582,7 +588,7 @@ class IFNet(nn.Module):
             tmp2, _ = blk(inputs(swap_parts, flow_sw), s)
             tmp = torch.cat(((tmp[:, :4] + torch.cat((tmp2[:, 2:4], tmp2[:, :2]), 1)) / 2,
                              (tmp[:, 4:5] - tmp2[:, 4:5]) / 2, tmp[:, 5:]), 1)
-        delta = tmp[:, :4] if up == 1 else _resize(tmp[:, :4], up) * up
+        delta = tmp[:, :4] if up == 1 else _resize(tmp[:, :4] * up, up)  # (scaled where it is small)
         return delta, tmp[:, 4:], up
 
     def _run(self, x0, x1, t, scales, ensemble, refine, check=True, lean=False):
@@ -631,7 +637,7 @@ class IFNet(nn.Module):
                 if check and cfg.legacy and i == 1:
                     need_rescale = (fd[:, :2].abs().amax(dim=(1, 2, 3)) > 32) & (fd[:, 2:4].abs().amax(dim=(1, 2, 3)) > 32)
             if fd is not None:
-                flow = flow + fd
+                flow = flow.add_(fd)  # (flow is this loop's own: the first block's delta, then these sums)
                 fd = None
             feeds_banded = banded and i == len(blocks) - 2
             if feeds_banded and low:  # the last block upsamples them a band at a time
@@ -660,12 +666,15 @@ class IFNet(nn.Module):
                 w0 = wp(x0[:, :3] if last else x0, flow[:, :2])
                 w1 = wp(x1[:, :3] if last else x1, flow[:, 2:4])
             else:
-                warped = wp(x01[:, :3] if last else x01, torch.cat((flow[:, :2], flow[:, 2:4]), 0))
+                # [B, 4, H, W] -> [2B, 2, H, W] as x01 stacks the sides (a view for batch 1, else a copy)
+                fh, fw = flow.shape[-2:]
+                warped = wp(x01[:, :3] if last else x01,
+                            flow.reshape(b, 2, 2, fh, fw).transpose(0, 1).reshape(2 * b, 2, fh, fw))
                 w0, w1 = warped[:b], warped[b:]
         m = torch.sigmoid(mask)
         if not (refine and cfg.refine):  # the warped frames have no other reader: blended in place
             mask = None
-            return w0.mul_(m).add_(w1.mul_(1 - m)), need_rescale
+            return torch.lerp(w1, w0, m, out=w1), need_rescale  # w0 * m + w1 * (1 - m)
         out = w0 * m + w1 * (1 - m)
         img0, img1 = x0[:, :3], x1[:, :3]
         c0 = self.contextnet(img0, flow[:, :2])

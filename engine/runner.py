@@ -190,7 +190,7 @@ class Runner:
     def _finish(self, y: torch.Tensor, geo, h: int, w: int, batch) -> torch.Tensor:
         ph, pw, _, _ = geo
         y = y[:, :, :ph, :pw].float()
-        if not bool(torch.isfinite(y).all()):  # never hand on NaN (or black, once encoded) in-betweens
+        if not all(map(math.isfinite, torch.aminmax(y))):  # never hand on NaN or inf (black, once encoded) in-betweens
             s = self.settings
             raise NonFiniteOutput(
                 f"{self.method.describe()} made NaN or infinite values at output frame(s) "

@@ -285,3 +285,73 @@ def test_the_calibration_mode_does_not_import_the_compiler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ----------------------------------------------------------------------------- concurrent batch items
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("i", [0, 10, 13], ids=[IDS[0], IDS[10], IDS[13]])
+def test_concurrent_items_give_the_frames_of_one_item_at_a_time(i, two_threads):
+    """A CPU batch of small frames runs as two streams of single forwards side by side: the same
+    frames, in the batch's order, as each item on its own."""
+    method = _method(FAMILIES[i])
+    x = _frames(method, 6)
+    t = torch.tensor([0.2, 0.5, 0.7, 0.4, 0.9])
+    with torch.inference_mode():
+        s = [method.prepare(x[j:j + 1]) for j in range(6)]
+        nbytes = s[0].numel() * s[0].element_size()
+        assert method.concurrent_items(5, "cpu", torch.float32, nbytes) == 2
+        got = method.interpolate(s[:-1], s[1:], t)
+        assert torch.get_num_threads() == 2
+        want = torch.cat([method.interpolate([s[j]], [s[j + 1]], t[j:j + 1]) for j in range(5)])  # (2 threads each)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)  # (one thread or two: the same sums up to rounding)
+
+
+def test_concurrent_items_only_where_they_apply(two_threads, monkeypatch):
+    from engine.guard import measure_peak_bytes
+
+    method = _method(FAMILIES[10])
+    nbytes = 11 * 64 * 96 * 4
+
+    def items(n=8, device="cpu", dtype=torch.float32, frame_bytes=nbytes):
+        return method.concurrent_items(n, device, dtype, frame_bytes)
+
+    assert items() == 2 and items(n=1) == 1
+    assert items(device="meta") == 1 and items(dtype=torch.bfloat16) == 1
+    seen = []
+    measure_peak_bytes(lambda: seen.append(items()), "cpu")
+    assert seen == [1], "under the guard's memory count (a dispatch mode of its thread) the batch runs as one forward"
+    assert items(frame_bytes=ifnet.STACK_LIMIT // 2 + 1) == 1, "frames too big for the stacked path go one at a time"
+    torch.set_num_threads(1)
+    assert items() == 1, "one torch thread: nothing to share"
+
+
+def test_concurrent_streams_finish_and_restore_the_threads_before_an_error(two_threads):
+    import threading
+    import time
+
+    from engine import methods
+
+    done, threads = [], []
+
+    def item(i):
+        threads.append((threading.current_thread().name, torch.get_num_threads()))
+        if i == 0:
+            raise RuntimeError("item 0 failed")
+        time.sleep(0.05)
+        done.append(i)
+        return torch.full((1, 1), float(i))
+
+    with pytest.raises(RuntimeError, match="item 0 failed"):
+        methods._concurrently(item, 4, 2)
+    assert sorted(done) == [1, 3], "the other stream ran to its end before the error reached the caller"
+    assert torch.get_num_threads() == 2
+    assert [n for _, n in threads] == [1, 1, 1], "each stream on one of the two threads"
+    out = methods._concurrently(lambda i: torch.full((1, 1), float(i)), 5, 2)
+    assert out.flatten().tolist() == [0, 1, 2, 3, 4] and torch.get_num_threads() == 2

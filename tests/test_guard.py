@@ -208,7 +208,9 @@ def test_speed_first_on_cpu_takes_the_precision_measured_faster(monkeypatch, bf1
     monkeypatch.setattr(guard, "calibrate", fake)
     p = plan(rife(), (256, 448), 10, strategy="speed_first", device="cpu")
     assert p.settings.dtype == (torch.bfloat16 if bf16_faster else torch.float32)
-    assert p.settings.batch_size == 1 and p.settings.flow_scale == 1.0  # below 720p: full flow scale
+    # below 720p: full flow scale; fp32 items of small frames run side by side on the CPU (bf16: one at a time)
+    side_by_side = not bf16_faster and torch.get_num_threads() > 1
+    assert p.settings.batch_size == (guard.CPU_BATCH if side_by_side else 1) and p.settings.flow_scale == 1.0
     assert plan(rife(), (720, 1280), 10, strategy="speed_first", device="cpu").settings.flow_scale == 0.5
 
 
@@ -254,3 +256,22 @@ def test_calibration_separates_the_fixed_cost_of_an_item():
     px = cal.probe[0] * cal.probe[1]
     measured = cal.seconds(1, px)
     assert cal.seconds(1, 16 * px) < 0.5 * 16 * measured, cal
+
+
+def test_cpu_plan_batches_small_frames_whose_items_run_side_by_side():
+    """On the CPU with 2+ threads, RIFE frames small enough for the stacked path get CPU_BATCH (their
+    items run as two streams); 720p (lean), memory_efficient, adaptive and one thread get batch 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        method = rife()
+        p = plan(method, (256, 448), 20, strategy="balanced", device="cpu")
+        assert p.settings.batch_size == guard.CPU_BATCH and "side by side" in p.reason
+        assert plan(method, (256, 448), 20, strategy="balanced", device="cpu", batch_size=3).settings.batch_size == 3
+        assert plan(method, (720, 1280), 20, strategy="balanced", device="cpu").settings.batch_size == 1
+        for strategy in ("memory_efficient", "adaptive"):
+            assert plan(method, (256, 448), 20, strategy=strategy, device="cpu").settings.batch_size == 1, strategy
+        torch.set_num_threads(1)
+        assert plan(method, (256, 448), 20, strategy="balanced", device="cpu").settings.batch_size == 1
+    finally:
+        torch.set_num_threads(before)
