@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -58,6 +59,11 @@ class Method:
 
     def prepare(self, img: torch.Tensor):
         return img
+
+    def prepare_many(self, imgs: list, size: tuple[int, int]) -> list:
+        """[prepare(img()) for img in imgs]: imgs are functions that make the images, each of `size`
+        (h, w), only when it is prepared (a method may run them side by side)."""
+        return [self.prepare(img()) for img in imgs]
 
     def interpolate(self, s0: list, s1: list, t: torch.Tensor, scale: float = 1.0, ensemble: bool = False) -> torch.Tensor:
         raise NotImplementedError
@@ -126,11 +132,19 @@ class RifeMethod(_NetMethod):
             return 1
         return min(n, CONCURRENT_ITEMS, torch.get_num_threads())
 
+    def prepare_many(self, imgs: list, size: tuple[int, int]) -> list:
+        frame_bytes = (3 + self.cfg.feat_ch) * size[0] * size[1] * torch.empty((), dtype=self.dtype).element_size()
+        k = self.concurrent_items(len(imgs), self.device, self.dtype, frame_bytes)
+        if k > 1:
+            return _concurrently(lambda i: self.prepare(imgs[i]()), len(imgs), k)
+        return super().prepare_many(imgs, size)
+
     def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
         f = s0[0]
         k = self.concurrent_items(len(s0), f.device, f.dtype, f.numel() * f.element_size())
         if k > 1:
-            return _concurrently(lambda i: self.interpolate([s0[i]], [s1[i]], t[i:i + 1], scale, ensemble), len(s0), k)
+            return torch.cat(_concurrently(lambda i: self.interpolate([s0[i]], [s1[i]], t[i:i + 1], scale, ensemble),
+                                           len(s0), k))
         x0 = s0[0] if len(s0) == 1 else torch.cat(s0)
         x1 = s1[0] if len(s1) == 1 else torch.cat(s1)
         t = t.to(self.device, self.dtype)
@@ -149,29 +163,42 @@ CONCURRENT_ITEMS = 2  # the most batch items RifeMethod runs side by side on the
 _POOL: list = [None, 0]  # the item threads (kept: a thread's first oneDNN calls set up per-thread state) and their count
 
 
-def _concurrently(item, n: int, k: int) -> torch.Tensor:
-    """torch.cat of item(0) .. item(n - 1), run as k streams at once (items j, j + k, ... one after
-    the other on thread j), torch's CPU threads divided among them; torch's thread count is restored
-    after. Every stream is waited for before an error is raised (none is left running)."""
+def _concurrently(item, n: int, k: int) -> list:
+    """[item(0), .., item(n - 1)], run by k streams at once (each takes the next item not yet taken,
+    so a stream slowed down by something else does not hold the others up), torch's CPU threads
+    divided among them; torch's thread count is restored after. After an error no stream takes a
+    new item, and every stream is waited for before it is raised (none is left running)."""
     threads = torch.get_num_threads()
     inference = torch.is_inference_mode_enabled()
     if _POOL[1] != k:
         if _POOL[0] is not None:
             _POOL[0].shutdown()
         _POOL[:] = ThreadPoolExecutor(k, thread_name_prefix="video-engine-item"), k
+    todo, lock, failed = iter(range(n)), threading.Lock(), threading.Event()
+    out = [None] * n
 
-    def stream(first):
+    def stream():
         torch.set_num_threads(max(1, threads // k))
         with torch.inference_mode(inference):
-            return [item(i) for i in range(first, n, k)]
+            while not failed.is_set():
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    out[i] = item(i)
+                except BaseException:
+                    failed.set()  # the other streams take no new item
+                    raise
 
     try:
-        futures = [_POOL[0].submit(stream, j) for j in range(k)]
+        futures = [_POOL[0].submit(stream) for _ in range(k)]
         wait(futures)
-        parts = [f.result() for f in futures]
+        for f in futures:
+            f.result()
     finally:
         torch.set_num_threads(threads)
-    return torch.cat([parts[i % k][i // k] for i in range(n)])
+    return out
 
 
 class FilmMethod(_NetMethod):

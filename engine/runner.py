@@ -175,7 +175,8 @@ class Runner:
         mult = self.method.pad_multiple(s.flow_scale)
         return ph, pw, padded(ph, mult), padded(pw, mult)
 
-    def _prepare(self, frame_hwc: torch.Tensor, geo):
+    def _padded(self, frame_hwc: torch.Tensor, geo) -> torch.Tensor:
+        """A source frame as the method takes it: [1, 3, H, W] on the device, clamped, scaled, padded."""
         ph, pw, fh, fw = geo
         x = _to_bchw(frame_hwc).to(self.settings.device, torch.float32).clamp(0, 1)
         if (ph, pw) != tuple(x.shape[-2:]):
@@ -185,7 +186,7 @@ class Runner:
             if mode == "reflect" and (fh - ph >= ph or fw - pw >= pw):
                 mode = "replicate"  # reflection needs a frame larger than the padding
             x = F.pad(x, (0, fw - pw, 0, fh - ph), mode=mode)
-        return self.method.prepare(x)
+        return x
 
     def _finish(self, y: torch.Tensor, geo, h: int, w: int, batch) -> torch.Tensor:
         ph, pw, _, _ = geo
@@ -207,10 +208,10 @@ class Runner:
         lo = batch[0].i0
         for k in [k for k in cache if k < lo]:
             del cache[k]
-        for e in batch:
-            for i in (e.i0, e.i1):
-                if i not in cache:
-                    cache[i] = self._prepare(frames[i], geo)
+        new = list(dict.fromkeys(i for e in batch for i in (e.i0, e.i1) if i not in cache))
+        src = [frames[i] for i in new]  # read here: a streamed window is not for other threads
+        made = self.method.prepare_many([lambda f=f: self._padded(f, geo) for f in src], geo[2:])
+        cache.update(zip(new, made))
         t = torch.tensor([float(e.t) for e in batch], dtype=torch.float32)
         return self.method.interpolate([cache[e.i0] for e in batch], [cache[e.i1] for e in batch], t,
                                        scale=self.settings.flow_scale, ensemble=self.settings.ensemble)

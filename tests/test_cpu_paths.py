@@ -305,6 +305,8 @@ def test_concurrent_items_give_the_frames_of_one_item_at_a_time(i, two_threads):
     t = torch.tensor([0.2, 0.5, 0.7, 0.4, 0.9])
     with torch.inference_mode():
         s = [method.prepare(x[j:j + 1]) for j in range(6)]
+        many = method.prepare_many([lambda j=j: x[j:j + 1] for j in range(6)], x.shape[-2:])  # (side by side)
+        assert all(torch.allclose(a, b, rtol=0, atol=1e-5) for a, b in zip(many, s, strict=True))
         nbytes = s[0].numel() * s[0].element_size()
         assert method.concurrent_items(5, "cpu", torch.float32, nbytes) == 2
         got = method.interpolate(s[:-1], s[1:], t)
@@ -338,20 +340,24 @@ def test_concurrent_streams_finish_and_restore_the_threads_before_an_error(two_t
 
     from engine import methods
 
-    done, threads = [], []
+    done, threads, started, failing = [], [], threading.Event(), threading.Event()
 
     def item(i):
-        threads.append((threading.current_thread().name, torch.get_num_threads()))
+        threads.append(torch.get_num_threads())
         if i == 0:
+            started.wait(5)  # item 1 is under way on the other stream
+            failing.set()
             raise RuntimeError("item 0 failed")
-        time.sleep(0.05)
+        started.set()
+        failing.wait(5)
+        time.sleep(0.2)  # (the failure is recorded meanwhile)
         done.append(i)
-        return torch.full((1, 1), float(i))
+        return i
 
     with pytest.raises(RuntimeError, match="item 0 failed"):
-        methods._concurrently(item, 4, 2)
-    assert sorted(done) == [1, 3], "the other stream ran to its end before the error reached the caller"
+        methods._concurrently(item, 6, 2)
+    assert done == [1], "the other stream finished its item before the error reached the caller, and took no more"
     assert torch.get_num_threads() == 2
-    assert [n for _, n in threads] == [1, 1, 1], "each stream on one of the two threads"
-    out = methods._concurrently(lambda i: torch.full((1, 1), float(i)), 5, 2)
-    assert out.flatten().tolist() == [0, 1, 2, 3, 4] and torch.get_num_threads() == 2
+    assert threads == [1, 1], "each stream on one of the two threads"
+    out = methods._concurrently(lambda i: i * 10, 5, 2)
+    assert out == [0, 10, 20, 30, 40] and torch.get_num_threads() == 2
