@@ -27,6 +27,7 @@ Methods:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -123,12 +124,11 @@ class RifeMethod(_NetMethod):
         CONCURRENT_ITEMS. Measured (2 threads, the same frames): 8 items as two single-threaded
         streams took 0.82-0.88 of the time of 8 forwards one after the other at 320x192-640x384,
         2 items 0.94-0.96, one batched forward of 2 0.99 (bench/results/levers.md, session 6). Not
-        under a TorchDispatchMode (the guard's memory count sees only its own thread: it gets the
-        batched forward, whose peak is no lower), nor lean (memory first)."""
+        lean (memory first), nor inside one_item_at_a_time()."""
         from .ifnet import stacks
 
         if (torch.device(device).type != "cpu" or n < 2 or self.lean or dtype != torch.float32
-                or torch._C._len_torch_dispatch_stack() or not stacks(frame_bytes)):
+                or getattr(_ONE_AT_A_TIME, "on", False) or not stacks(frame_bytes)):
             return 1
         return min(n, CONCURRENT_ITEMS, torch.get_num_threads())
 
@@ -157,6 +157,23 @@ class RifeMethod(_NetMethod):
 
     def describe(self) -> str:
         return f"RIFE {self.cfg.family} ({self.name})"
+
+
+_ONE_AT_A_TIME = threading.local()
+
+
+@contextlib.contextmanager
+def one_item_at_a_time():
+    """Within (this thread): a batch runs as one forward, never as streams side by side. For the
+    guard's probes: its memory count sees only its own thread, and worker threads that ran the
+    probes would keep their own malloc arenas' memory for the rest of the process (+40-50 MB of RSS
+    in a 720p run that never uses them; bench/rss_720p.py)."""
+    before = getattr(_ONE_AT_A_TIME, "on", False)
+    _ONE_AT_A_TIME.on = True
+    try:
+        yield
+    finally:
+        _ONE_AT_A_TIME.on = before
 
 
 CONCURRENT_ITEMS = 2  # the most batch items RifeMethod runs side by side on the CPU (measured with 2 threads)

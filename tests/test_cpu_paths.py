@@ -329,6 +329,11 @@ def test_concurrent_items_only_where_they_apply(two_threads, monkeypatch):
     seen = []
     measure_peak_bytes(lambda: seen.append(items()), "cpu")
     assert seen == [1], "under the guard's memory count (a dispatch mode of its thread) the batch runs as one forward"
+    from engine.methods import one_item_at_a_time
+
+    with one_item_at_a_time():
+        assert items() == 1
+    assert items() == 2
     assert items(frame_bytes=ifnet.STACK_LIMIT // 2 + 1) == 1, "frames too big for the stacked path go one at a time"
     torch.set_num_threads(1)
     assert items() == 1, "one torch thread: nothing to share"

@@ -275,3 +275,19 @@ def test_cpu_plan_batches_small_frames_whose_items_run_side_by_side():
         assert plan(method, (256, 448), 20, strategy="balanced", device="cpu").settings.batch_size == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_calibration_runs_its_probes_one_item_at_a_time(monkeypatch):
+    """No item streams in the probes: the memory count sees one thread only, and stream threads would
+    keep their malloc arenas' memory in a run that then never uses them (720p RSS +40-50 MB)."""
+    from engine import methods
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(methods, "_concurrently", lambda *a: pytest.fail("a probe ran items side by side"))
+        monkeypatch.setattr(guard, "_CALIBRATIONS", {})
+        cal = calibrate(rife(), Settings())
+        assert cal.seconds_per_item_px > 0
+    finally:
+        torch.set_num_threads(before)
