@@ -25,6 +25,9 @@ Strategies (each a fixed, documented set of choices; see STRATEGIES):
   adaptive          starts as balanced, then after every batch raises or lowers the batch from the
                     measured free memory and throughput.
 FILM has no flow scale and no ensemble: it takes each strategy's batch and precision only.
+On the CPU, RIFE frames under the stacked limit (about 720p) in fp32 get batch CPU_BATCH instead of 1
+(not memory_efficient, not adaptive): the batch's items run as two single-threaded streams side by side
+(methods.RifeMethod.concurrent_items), 0.85 of the time of one after the other.
 """
 from __future__ import annotations
 
@@ -64,8 +67,11 @@ class Strategy:
         cpu_prec = "fp32 or bf16, whichever measures faster" if self.precision_cpu == "fastest" else self.precision_cpu
         scales = ", ".join(f"{s:g} from {h}p up" for h, s in sorted(self.flow_scale_from.items()))
         parts = [
-            f"batch up to {self.max_batch_cuda} on CUDA, {self.batch_cpu} on the CPU, within {self.headroom:.0%} of "
-            "free memory" + (" (re-sized after every batch from measured memory and speed)" if self.adaptive else ""),
+            f"batch up to {self.max_batch_cuda} on CUDA, {self.batch_cpu} on the CPU"
+            + ("" if self.lean or self.adaptive else f" ({CPU_BATCH} for RIFE frames under about 720p in fp32, run as "
+               "two streams side by side)")
+            + f", within {self.headroom:.0%} of free memory"
+            + (" (re-sized after every batch from measured memory and speed)" if self.adaptive else ""),
             f"{self.precision_cuda} on CUDA, {cpu_prec} on the CPU (RIFE, FILM; the other methods are always fp32)",
             "RIFE flow scale 1" + (f" ({scales})" if scales else ""),
             "test-time ensemble on" if self.ensemble else "no ensemble",
