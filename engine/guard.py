@@ -277,8 +277,7 @@ def _cpu_batch(method: Method, st: Strategy, dtype, ph: int, pw: int) -> int:
     items = getattr(method, "concurrent_items", None)
     if items is None or st.lean or st.adaptive:
         return st.batch_cpu
-    frame_bytes = (3 + method.cfg.feat_ch) * ph * pw * torch.empty((), dtype=dtype).element_size()
-    return CPU_BATCH if items(CPU_BATCH, "cpu", dtype, frame_bytes) > 1 else st.batch_cpu
+    return CPU_BATCH if items(CPU_BATCH, "cpu", dtype, (ph, pw)) > 1 else st.batch_cpu
 
 
 def plan(method: Method, size: tuple[int, int], n_out: int, *, strategy: str = "balanced", device: str = "auto",

@@ -117,9 +117,9 @@ class RifeMethod(_NetMethod):
     def prepare(self, img):
         return self.net.pack_frame(img.to(self.device, self.dtype))
 
-    def concurrent_items(self, n: int, device, dtype, frame_bytes: int) -> int:
+    def concurrent_items(self, n: int, device, dtype, size: tuple[int, int]) -> int:
         """How many of a batch's n items run at once, each on its own thread with its share of torch's
-        CPU threads (1: the batch runs as one forward), for packed frames of frame_bytes on device in
+        CPU threads (1: the batch runs as one forward), for padded frames of size (h, w) on device in
         dtype. On the CPU in fp32, for frames small enough for the stacked path (ifnet.stacks): up to
         CONCURRENT_ITEMS. Measured (2 threads, the same frames): 8 items as two single-threaded
         streams took 0.82-0.88 of the time of 8 forwards one after the other at 320x192-640x384,
@@ -127,21 +127,21 @@ class RifeMethod(_NetMethod):
         lean (memory first), nor inside one_item_at_a_time()."""
         from .ifnet import stacks
 
+        packed_bytes = (3 + self.cfg.feat_ch) * size[0] * size[1] * torch.empty((), dtype=dtype).element_size()
         if (torch.device(device).type != "cpu" or n < 2 or self.lean or dtype != torch.float32
-                or getattr(_ONE_AT_A_TIME, "on", False) or not stacks(frame_bytes)):
+                or getattr(_ONE_AT_A_TIME, "on", False) or not stacks(packed_bytes)):
             return 1
         return min(n, CONCURRENT_ITEMS, torch.get_num_threads())
 
     def prepare_many(self, imgs: list, size: tuple[int, int]) -> list:
-        frame_bytes = (3 + self.cfg.feat_ch) * size[0] * size[1] * torch.empty((), dtype=self.dtype).element_size()
-        k = self.concurrent_items(len(imgs), self.device, self.dtype, frame_bytes)
+        k = self.concurrent_items(len(imgs), self.device, self.dtype, size)
         if k > 1:
             return _concurrently(lambda i: self.prepare(imgs[i]()), len(imgs), k)
         return super().prepare_many(imgs, size)
 
     def interpolate(self, s0, s1, t, scale=1.0, ensemble=False):
         f = s0[0]
-        k = self.concurrent_items(len(s0), f.device, f.dtype, f.numel() * f.element_size())
+        k = self.concurrent_items(len(s0), f.device, f.dtype, f.shape[-2:])
         if k > 1:
             return torch.cat(_concurrently(lambda i: self.interpolate([s0[i]], [s1[i]], t[i:i + 1], scale, ensemble),
                                            len(s0), k))

@@ -446,8 +446,8 @@ class VideoReader:
             ) from exc
 
     def _damaged(self, what: str, exc: Exception | None = None) -> None:
-        """A packet that failed to decode or a frame the decoder flagged corrupt: VideoIOError
-        (errors="raise"), or a warning and the data dropped (errors="skip")."""
+        """A packet that failed to decode, a frame the decoder flagged corrupt or an incomplete packet
+        before the end: VideoIOError (errors="raise"), or a warning and the data dropped (errors="skip")."""
         self.decode_errors += 1
         if self.errors == "raise":
             raise VideoIOError(f"'{self.path}' is damaged: {what}. Re-encode it (for example: ffmpeg -i damaged.mp4 "

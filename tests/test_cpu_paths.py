@@ -307,8 +307,7 @@ def test_concurrent_items_give_the_frames_of_one_item_at_a_time(i, two_threads):
         s = [method.prepare(x[j:j + 1]) for j in range(6)]
         many = method.prepare_many([lambda j=j: x[j:j + 1] for j in range(6)], x.shape[-2:])  # (side by side)
         assert all(torch.allclose(a, b, rtol=0, atol=1e-5) for a, b in zip(many, s, strict=True))
-        nbytes = s[0].numel() * s[0].element_size()
-        assert method.concurrent_items(5, "cpu", torch.float32, nbytes) == 2
+        assert method.concurrent_items(5, "cpu", torch.float32, s[0].shape[-2:]) == 2
         got = method.interpolate(s[:-1], s[1:], t)
         assert torch.get_num_threads() == 2
         want = torch.cat([method.interpolate([s[j]], [s[j + 1]], t[j:j + 1]) for j in range(5)])  # (2 threads each)
@@ -319,10 +318,8 @@ def test_concurrent_items_only_where_they_apply(two_threads, monkeypatch):
     from engine.guard import measure_peak_bytes
 
     method = _method(FAMILIES[10])
-    nbytes = 11 * 64 * 96 * 4
-
-    def items(n=8, device="cpu", dtype=torch.float32, frame_bytes=nbytes):
-        return method.concurrent_items(n, device, dtype, frame_bytes)
+    def items(n=8, device="cpu", dtype=torch.float32, size=(64, 96)):
+        return method.concurrent_items(n, device, dtype, size)
 
     assert items() == 2 and items(n=1) == 1
     assert items(device="meta") == 1 and items(dtype=torch.bfloat16) == 1
@@ -334,7 +331,9 @@ def test_concurrent_items_only_where_they_apply(two_threads, monkeypatch):
     with one_item_at_a_time():
         assert items() == 1
     assert items() == 2
-    assert items(frame_bytes=ifnet.STACK_LIMIT // 2 + 1) == 1, "frames too big for the stacked path go one at a time"
+    side = int((ifnet.STACK_LIMIT // 2 // (4 * (3 + method.cfg.feat_ch))) ** 0.5) + 1  # a packed frame over half the limit
+    assert items(size=(side, side)) == 1, "frames too big for the stacked path go one at a time"
+    assert items(size=(side - 2, side - 2)) == 2
     torch.set_num_threads(1)
     assert items() == 1, "one torch thread: nothing to share"
 
